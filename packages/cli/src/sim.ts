@@ -1,0 +1,210 @@
+/*
+ * `pastry sim`: the simulation command. Its options and its --json output are a contract that other
+ * tools parse; see the CLI's README.
+ */
+import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { checkDigitBits, checkLeafSetSize, type Id } from '@pastry/core'
+import {
+  runStaticExperiment,
+  type StaticExperimentReport,
+  type StaticLookup,
+  seedFromEnv,
+  TOPOLOGY_KINDS,
+  type TopologyKind,
+} from '@pastry/testkit'
+import { UsageError } from './errors.js'
+import { createProgress } from './progress.js'
+
+export const SIM_USAGE = `Usage: pastry sim [options]
+
+Builds a Pastry overlay in one process, deterministically from a seed, and routes random lookups.
+
+Options:
+  --nodes N                 nodes in the overlay (default 1000)
+  --lookups K               random lookups from random live nodes (default 10000)
+  --seed S                  seed; PASTRY_SEED also sets it; printed on stderr either way
+  --b BITS                  bits per digit: 1, 2, 4 or 8 (default 4)
+  --leaf-set L              leaf-set size, even, 2..256 (default 16)
+  --topology KIND           sphere | plane | uniform (default sphere)
+  --no-pns                  choose routing-table entries at random, not by proximity
+  --static                  build perfect tables from a global view (the routing-only experiment)
+  --fail FRACTION           crash this fraction of nodes at once, then repair   (protocol mode)
+  --loss P                  message loss probability                          (protocol mode)
+  --churn-session-min M     mean session time of churn, in minutes           (protocol mode)
+  --duration-min D          simulated churn duration, in minutes              (protocol mode)
+  --json                    print exactly one JSON object on stdout
+  --out DIR                 write nodes.json and lookups.ndjson to DIR
+  -h, --help                show this help
+
+Protocol mode (without --static) joins every node through the real protocol. It is not available
+yet: this version runs the static routing experiment only, so pass --static.`
+
+const PROTOCOL_ONLY = ['fail', 'loss', 'churn-session-min', 'duration-min'] as const
+
+function intOption(
+  name: string,
+  value: string | undefined,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  if (value === undefined) return fallback
+  const n = Number(value)
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`)
+  }
+  return n
+}
+
+/** Runs `pastry sim` with its arguments (after `sim`). Resolves to the process exit code. */
+export async function runSim(argv: readonly string[]): Promise<number> {
+  let parsed: ReturnType<typeof parse>
+  try {
+    parsed = parse(argv)
+  } catch (e) {
+    throw new UsageError(e instanceof Error ? e.message.replace(/^TypeError.*?: /, '') : String(e))
+  }
+  const v = parsed.values
+  if (v.help === true) {
+    process.stdout.write(`${SIM_USAGE}\n`)
+    return 0
+  }
+  if (parsed.positionals.length > 0)
+    throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`)
+  const nodes = intOption('nodes', v.nodes, 1000, 1, 2_000_000)
+  const lookups = intOption('lookups', v.lookups, 10_000, 0, 100_000_000)
+  let b: number
+  let leafSetSize: number
+  try {
+    b = checkDigitBits(intOption('b', v.b, 4, 1, 8))
+    leafSetSize = checkLeafSetSize(intOption('leaf-set', v['leaf-set'], 16, 2, 256))
+  } catch (e) {
+    throw e instanceof UsageError ? e : new UsageError((e as Error).message)
+  }
+  const topology = (v.topology ?? 'sphere') as TopologyKind
+  if (!TOPOLOGY_KINDS.includes(topology)) {
+    throw new UsageError(
+      `--topology must be one of ${TOPOLOGY_KINDS.join(', ')}, got ${JSON.stringify(v.topology)}`,
+    )
+  }
+  for (const name of PROTOCOL_ONLY) {
+    if (v[name] !== undefined && v.static === true) {
+      throw new UsageError(`--${name} needs the protocol simulation; it cannot be combined with --static`)
+    }
+  }
+  if (v.static !== true) {
+    throw new UsageError(
+      'the protocol simulation (nodes joining through the real protocol) is not available in this version; ' +
+        'run the routing-only experiment with --static',
+    )
+  }
+  const seed = v.seed ?? seedFromEnv('pastry sim')
+  if (v.seed !== undefined) process.stderr.write(`[pastry sim] PASTRY_SEED=${seed}\n`)
+
+  const progress = createProgress()
+  const out = v.out === undefined ? undefined : openOutput(v.out)
+  const started = performance.now()
+  let report: StaticExperimentReport
+  try {
+    report = runStaticExperiment(
+      {
+        nodes,
+        lookups,
+        seed,
+        b,
+        leafSetSize,
+        topology,
+        pns: v['no-pns'] !== true,
+        onProgress: (phase, fraction) => progress.update(phase, fraction),
+        ...(out === undefined ? {} : { onLookup: out.lookup, onNodes: out.nodes }),
+      },
+      () => performance.now(),
+    )
+  } finally {
+    progress.done()
+  }
+  out?.finish()
+  const result = {
+    ...report,
+    wallMs: Math.round(performance.now() - started),
+    peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
+  }
+  if (v.json === true) process.stdout.write(`${JSON.stringify(result)}\n`)
+  else process.stdout.write(formatReport(result))
+  return 0
+}
+
+function parse(argv: readonly string[]) {
+  return parseArgs({
+    args: [...argv],
+    strict: true,
+    allowPositionals: true,
+    options: {
+      nodes: { type: 'string' },
+      lookups: { type: 'string' },
+      seed: { type: 'string' },
+      b: { type: 'string' },
+      'leaf-set': { type: 'string' },
+      topology: { type: 'string' },
+      'no-pns': { type: 'boolean' },
+      fail: { type: 'string' },
+      loss: { type: 'string' },
+      'churn-session-min': { type: 'string' },
+      'duration-min': { type: 'string' },
+      static: { type: 'boolean' },
+      json: { type: 'boolean' },
+      out: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  })
+}
+
+/** Writes nodes.json once the overlay exists, and streams lookups.ndjson as lookups happen. */
+function openOutput(dir: string) {
+  mkdirSync(dir, { recursive: true })
+  const fd = openSync(join(dir, 'lookups.ndjson'), 'w')
+  let buffer: string[] = []
+  const flush = () => {
+    if (buffer.length > 0) writeSync(fd, `${buffer.join('\n')}\n`)
+    buffer = []
+  }
+  return {
+    nodes: (ids: readonly Id[]) => {
+      writeFileSync(join(dir, 'nodes.json'), `${JSON.stringify(ids.map((id) => id.toHex()))}\n`)
+    },
+    lookup: (l: StaticLookup) => {
+      buffer.push(
+        JSON.stringify({
+          key: l.key.toHex(),
+          from: l.from.toHex(),
+          deliveredAt: l.deliveredAt?.toHex() ?? null,
+          hops: l.hops,
+        }),
+      )
+      if (buffer.length >= 10_000) flush()
+    },
+    finish: () => {
+      flush()
+      closeSync(fd)
+    },
+  }
+}
+
+function formatReport(r: StaticExperimentReport & { wallMs: number; peakRssMb: number }): string {
+  const pct = (x: number) => `${((100 * x) / Math.max(1, r.lookups)).toFixed(2)}%`
+  const lines = [
+    `Pastry static overlay: ${r.nodes} nodes, b=${r.b}, L=${r.leafSetSize}, ${r.topology} topology, PNS ${r.pns ? 'on' : 'off'}`,
+    `seed ${r.seed}`,
+    '',
+    `lookups     ${r.lookups}   correct ${r.correct} (${pct(r.correct)})   incorrect ${r.incorrect}   lost ${r.lost}`,
+    `hops        mean ${r.hops.mean.toFixed(3)}   p50 ${r.hops.p50}   p99 ${r.hops.p99}   max ${r.hops.max}   (log_${1 << r.b} N = ${(Math.log(r.nodes) / Math.log(1 << r.b)).toFixed(3)})`,
+    `histogram   ${r.hops.histogram.map((c, h) => `${h}:${c}`).join('  ')}`,
+    `RDP         mean ${r.rdp.mean.toFixed(3)}   p50 ${r.rdp.p50.toFixed(3)}   p99 ${r.rdp.p99.toFixed(3)}`,
+    `tables      ${r.table.meanRoutingTableEntries.toFixed(1)} routing-table entries in ${r.table.meanRoutingTableRows.toFixed(2)} rows per node (mean)`,
+    `time        build ${r.buildMs.toFixed(0)} ms   route ${r.routeMs.toFixed(0)} ms   wall ${r.wallMs} ms   peak RSS ${r.peakRssMb} MB`,
+    '',
+  ]
+  return lines.join('\n')
+}

@@ -1,0 +1,33 @@
+/**
+ * @pastry/testkit: tools for studying and testing Pastry deterministically.
+ *
+ * - `buildStaticOverlay`: perfect tables from a global view, routed with core's `nextHop`; the
+ *   routing-only experiment, at up to 10^6 nodes.
+ * - `createTopology`: sphere, plane and uniform latency models, drawn from a seed.
+ * - `seedFromEnv`: the seed of a run, replayable with `PASTRY_SEED`.
+ *
+ * The README expands on each, and on what is still to come (the discrete-event simulator, the
+ * in-memory transport and the transport conformance suite).
+ */
+export { seedFromEnv } from './seed.js'
+export {
+  type Distribution,
+  runStaticExperiment,
+  type StaticExperimentOptions,
+  type StaticExperimentReport,
+  type StaticLookup,
+} from './static-experiment.js'
+export {
+  buildStaticOverlay,
+  type StaticNode,
+  type StaticOverlay,
+  type StaticOverlayOptions,
+  type StaticRoute,
+} from './static-overlay.js'
+export {
+  createTopology,
+  TOPOLOGY_KINDS,
+  type Topology,
+  type TopologyKind,
+  type TopologyOptions,
+} from './topology.js'
