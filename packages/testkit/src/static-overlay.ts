@@ -65,7 +65,7 @@ export interface StaticOverlayOptions {
    * baseline.
    */
   readonly pns?: boolean
-  /** With a topology: how many members of a crowded cell's candidates to compare (default 8). */
+  /** With a topology: how many members of a crowded cell's candidates to compare (default 32). */
   readonly pnsSamples?: number
 }
 
@@ -115,7 +115,7 @@ export interface StaticOverlay {
 export function buildStaticOverlay(options: StaticOverlayOptions): StaticOverlay {
   const b = checkDigitBits(options.b ?? 4)
   const leafSetSize = checkLeafSetSize(options.leafSetSize ?? DEFAULT_LEAF_SET_SIZE)
-  const pnsSamples = options.pnsSamples ?? 8
+  const pnsSamples = options.pnsSamples ?? 32
   if (!Number.isInteger(pnsSamples) || pnsSamples < 1)
     throw new ConfigError(`pnsSamples must be ≥ 1, got ${pnsSamples}`)
   const n = options.ids.length

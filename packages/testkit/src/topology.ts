@@ -131,8 +131,8 @@ class UniformTopology implements Topology {
 
   latencyMs(a: number, b: number): number {
     if (a === b) return 0
-    const lo = a < b ? a : b
-    const hi = a < b ? b : a
+    const lo = Math.min(a, b)
+    const hi = Math.max(a, b)
     return this.#min + this.#span * (mix(this.#seed ^ Math.imul(lo, 0x9e3779b1), hi) / 4294967296)
   }
 }

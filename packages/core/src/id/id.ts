@@ -82,12 +82,12 @@ export class Id {
 
   /** Reads 16 big-endian bytes at `offset`. The caller guarantees that they are there. */
   static readFrom(bytes: Uint8Array, offset: number): Id {
-    const w = (i: number) =>
-      (bytes[offset + i]! << 24) |
-      (bytes[offset + i + 1]! << 16) |
-      (bytes[offset + i + 2]! << 8) |
-      bytes[offset + i + 3]!
-    return new Id(w(0), w(4), w(8), w(12))
+    return new Id(
+      readWord(bytes, offset),
+      readWord(bytes, offset + 4),
+      readWord(bytes, offset + 8),
+      readWord(bytes, offset + 12),
+    )
   }
 
   /** Builds an id from a bigint in [0, 2^128). Throws {@link InvalidIdError} outside that range. */
@@ -138,16 +138,10 @@ export class Id {
 
   /** Writes the 16 big-endian bytes at `offset`. The caller guarantees room for them. */
   writeTo(out: Uint8Array, offset: number): void {
-    const put = (i: number, w: number) => {
-      out[offset + i] = w >>> 24
-      out[offset + i + 1] = w >>> 16
-      out[offset + i + 2] = w >>> 8
-      out[offset + i + 3] = w
-    }
-    put(0, this.w0)
-    put(4, this.w1)
-    put(8, this.w2)
-    put(12, this.w3)
+    writeWord(out, offset, this.w0)
+    writeWord(out, offset + 4, this.w1)
+    writeWord(out, offset + 8, this.w2)
+    writeWord(out, offset + 12, this.w3)
   }
 
   /** True when both ids have the same value. */
@@ -250,6 +244,17 @@ export class Id {
     const r0 = (this.w0 >>> 0) + (delta.w0 >>> 0) + carry
     return new Id(r0, r1, r2, r3)
   }
+}
+
+function readWord(bytes: Uint8Array, at: number): number {
+  return (bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!
+}
+
+function writeWord(out: Uint8Array, at: number, w: number): void {
+  out[at] = w >>> 24
+  out[at + 1] = w >>> 16
+  out[at + 2] = w >>> 8
+  out[at + 3] = w
 }
 
 /** Two lowercase hex characters for each byte value. */

@@ -106,13 +106,10 @@ export class LeafSet<N extends HasId> implements LeafSetView<N> {
 
   /** True when no other node is known. */
   get isEmpty(): boolean {
-    return this.#cw.length === 0
+    return this.#cw.length === 0 && this.#ccw.length === 0
   }
 
-  /**
-   * True when both halves are full, so the leaf set no longer spans the whole ring by itself.
-   * A half that is not full means every node known is in both halves.
-   */
+  /** True when both halves hold L/2 members. */
   get isFull(): boolean {
     return this.#cw.length === this.half && this.#ccw.length === this.half
   }
@@ -185,12 +182,16 @@ export class LeafSet<N extends HasId> implements LeafSetView<N> {
    * than the farthest member of a half, or a half has room.
    */
   wouldAccept(id: Id): boolean {
-    if (id.equals(this.self) || this.contains(id)) return false
-    if (this.#cw.length < this.half || this.#ccw.length < this.half) return true
-    return (
-      compareClockwise(this.self, id, this.#cw[this.#cw.length - 1]!.id) < 0 ||
-      compareClockwise(this.self, id, this.#ccw[this.#ccw.length - 1]!.id) > 0
-    )
+    if (id.equals(this.self)) return false
+    const cw = this.#cw
+    const ccw = this.#ccw
+    const cwTakes =
+      !this.#inHalf(cw, id) &&
+      (cw.length < this.half || compareClockwise(this.self, id, cw[cw.length - 1]!.id) < 0)
+    const ccwTakes =
+      !this.#inHalf(ccw, id) &&
+      (ccw.length < this.half || compareClockwise(this.self, id, ccw[ccw.length - 1]!.id) > 0)
+    return cwTakes || ccwTakes
   }
 
   /** The member or self numerically closest to `key`, as an id. */
@@ -232,11 +233,17 @@ export class LeafSet<N extends HasId> implements LeafSetView<N> {
 }
 
 /**
- * True when a half of the leaf set is not full, which means fewer than L/2 other nodes are known
- * and both halves hold all of them: the leaf set then spans the whole ring.
+ * True when the two halves overlap, so the leaf set sees the whole ring: fewer than L other nodes
+ * exist, and every one of them is a member. Also true for an empty leaf set (this node is alone).
+ * After removals, a half may be short while the ring is larger; that does not count as spanning.
  */
 export function spansRing<N extends HasId>(view: LeafSetView<N>): boolean {
-  return view.cwSize < view.half || view.ccwSize < view.half
+  if (view.cwSize === 0 && view.ccwSize === 0) return true
+  if (view.cwSize === 0 || view.ccwSize === 0) return false
+  // The halves overlap when the farthest clockwise member is also in the counter-clockwise half.
+  const cwFar = view.cw(view.cwSize - 1).id
+  for (let i = 0; i < view.ccwSize; i++) if (view.ccw(i).id.equals(cwFar)) return true
+  return false
 }
 
 /**
@@ -244,10 +251,12 @@ export function spansRing<N extends HasId>(view: LeafSetView<N>): boolean {
  * {@link LeafSet.inRange}). Works on any {@link LeafSetView}, so static overlays can use it too.
  */
 export function leafSetCovers<N extends HasId>(view: LeafSetView<N>, self: Id, key: Id): boolean {
-  if (view.cwSize === 0 || view.ccwSize === 0) return true
-  const cwFar = view.cw(view.cwSize - 1).id
-  const ccwFar = view.ccw(view.ccwSize - 1).id
+  if (view.cwSize === 0 && view.ccwSize === 0) return true
+  // An empty half reaches no farther than self.
+  const cwFar = view.cwSize === 0 ? self : view.cw(view.cwSize - 1).id
+  const ccwFar = view.ccwSize === 0 ? self : view.ccw(view.ccwSize - 1).id
   // Counter-clockwise half: the arc from its farthest member clockwise up to self. (The Go package
-  // tested this side the wrong way round; see the regression test in leaf-set.test.ts.)
+  // tested this side the wrong way round; see the regression test in leaf-set.test.ts.) When the
+  // halves overlap, the two arcs together cover the whole ring.
   return onClockwiseArc(ccwFar, self, key) || onClockwiseArc(self, cwFar, key)
 }
