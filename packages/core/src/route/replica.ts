@@ -36,7 +36,9 @@ export interface KeyRange {
 /**
  * The keys for which `node` (this node or a leaf-set member) is among the `rank` + 1 numerically
  * closest nodes, as far as this node's leaf set tells. Rank 0 gives the keys the node is the root
- * of. Undefined when the leaf set does not reach far enough around `node` to say. Stale once the
+ * of. Undefined when the leaf set does not reach far enough around `node` to say, and always for
+ * an empty leaf set, which cannot tell a node alone from one whose neighbours all failed (the
+ * protocol, which knows when it started a ring by itself, answers for that case). Stale once the
  * leaf set changes.
  */
 export function range<N extends HasId>(
@@ -54,7 +56,8 @@ export function range<N extends HasId>(
   const n = ring.length
   if (rank + 1 >= n) {
     // Every known node is within rank of every key, provided the leaf set spans the whole ring.
-    return spansRing(leafSet) || n === 1 ? { from: Id.ZERO, to: Id.MAX, whole: true } : undefined
+    // An empty leaf set spans nothing: a node alone and a node cut off look the same from here.
+    return spansRing(leafSet) ? { from: Id.ZERO, to: Id.MAX, whole: true } : undefined
   }
   const j = ring.findIndex((id) => id.equals(node))
   if (j < 0) return undefined

@@ -234,11 +234,11 @@ export class LeafSet<N extends HasId> implements LeafSetView<N> {
 
 /**
  * True when the two halves overlap, so the leaf set sees the whole ring: fewer than L other nodes
- * exist, and every one of them is a member. Also true for an empty leaf set (this node is alone).
- * After removals, a half may be short while the ring is larger; that does not count as spanning.
+ * exist, and every one of them is a member. False for an empty leaf set, which cannot tell a node
+ * alone from one whose neighbours all failed. After removals, a half may be short while the ring
+ * is larger; that does not count as spanning either.
  */
 export function spansRing<N extends HasId>(view: LeafSetView<N>): boolean {
-  if (view.cwSize === 0 && view.ccwSize === 0) return true
   if (view.cwSize === 0 || view.ccwSize === 0) return false
   // The halves overlap when the farthest clockwise member is also in the counter-clockwise half.
   const cwFar = view.cw(view.cwSize - 1).id
