@@ -12,6 +12,7 @@
  */
 export * from './errors.js'
 export * from './id/index.js'
+export * from './protocol/index.js'
 export * from './route/index.js'
 export * from './table/index.js'
 export * from './wire/index.js'

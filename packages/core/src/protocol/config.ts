@@ -1,0 +1,137 @@
+import { ConfigError } from '../errors.js'
+import { checkDigitBits, type DigitBits } from '../id/digits.js'
+import { checkLeafSetSize, DEFAULT_LEAF_SET_SIZE } from '../table/leaf-set.js'
+import { DEFAULT_NEIGHBOURHOOD_SIZE, MAX_NEIGHBOURHOOD_SIZE } from '../table/neighbourhood-set.js'
+import { MAX_LEAF_SET_HANDLES } from '../wire/messages.js'
+
+/**
+ * The protocol's settings. Every period and timeout is in milliseconds of the `now` the driver
+ * hands in. The defaults suit a real deployment; simulations and tests often shorten the periods.
+ */
+export interface ProtocolConfig {
+  /** Bits per digit, b (default 4). */
+  readonly b: DigitBits
+  /** Leaf-set size L (default 16). */
+  readonly leafSetSize: number
+  /** Neighbourhood-set size M (default 32). */
+  readonly neighbourhoodSize: number
+  /**
+   * Tls: how often a node makes sure each leaf-set member has heard from it (default 30,000). A
+   * member that has had other traffic from the node within the period gets no separate heartbeat.
+   */
+  readonly leafSetHeartbeatMs: number
+  /** A leaf-set member not heard from for this long is suspected and probed (default 2.5 × Tls). */
+  readonly leafSetTimeoutMs: number
+  /** How long to wait for a probe's reply before trying again (default 3,000). */
+  readonly probeTimeoutMs: number
+  /** Probes sent, after the first, before a suspected node is declared failed (default 2). */
+  readonly probeRetries: number
+  /** The shortest time to wait for a hop's ack (default 200). */
+  readonly ackTimeoutMinMs: number
+  /** The longest time to wait for a hop's ack, and the wait when no RTT is known (default 2,000). */
+  readonly ackTimeoutMaxMs: number
+  /** Transmissions of one routed message, rerouting after each unacknowledged one (default 5). */
+  readonly maxRouteAttempts: number
+  /** How long a joiner waits for the join's answer before trying again (default 10,000). */
+  readonly joinTimeoutMs: number
+  /** Join attempts before the join fails (default 5). */
+  readonly joinAttempts: number
+  /** Trt: how often a node asks a row peer for its row, to find nearer or missing entries (default 600,000). */
+  readonly routingTableMaintenanceMs: number
+  /** Routed messages awaiting an ack at once; more are refused (default 10,000). */
+  readonly maxPendingRoutes: number
+  /** Messages held while a route waits on a suspected leaf or on the join completing (default 1,024). */
+  readonly maxHeldMessages: number
+  /** Probes in flight at once; further candidates wait (default 256). */
+  readonly maxProbesInFlight: number
+  /** Recently failed nodes remembered, so that stale leaf sets do not bring them back (default 4,096). */
+  readonly maxFailedMemory: number
+  /** How long a failed node is remembered (default 10 × leafSetTimeoutMs). */
+  readonly failedMemoryMs: number
+  /** Recently delivered message ids remembered, for duplicate suppression (default 4,096). */
+  readonly maxDeliveredMemory: number
+}
+
+/** Every default, as documented on {@link ProtocolConfig}. */
+export const DEFAULT_PROTOCOL_CONFIG: ProtocolConfig = Object.freeze({
+  b: 4,
+  leafSetSize: DEFAULT_LEAF_SET_SIZE,
+  neighbourhoodSize: DEFAULT_NEIGHBOURHOOD_SIZE,
+  leafSetHeartbeatMs: 30_000,
+  leafSetTimeoutMs: 75_000,
+  probeTimeoutMs: 3_000,
+  probeRetries: 2,
+  ackTimeoutMinMs: 200,
+  ackTimeoutMaxMs: 2_000,
+  maxRouteAttempts: 5,
+  joinTimeoutMs: 10_000,
+  joinAttempts: 5,
+  routingTableMaintenanceMs: 600_000,
+  maxPendingRoutes: 10_000,
+  maxHeldMessages: 1_024,
+  maxProbesInFlight: 256,
+  maxFailedMemory: 4_096,
+  failedMemoryMs: 750_000,
+  maxDeliveredMemory: 4_096,
+})
+
+/**
+ * Fills in defaults and checks every setting, throwing {@link ConfigError} with the setting's name
+ * for a bad one. When only `leafSetHeartbeatMs` is given, the timeouts that default to multiples of
+ * it follow it.
+ */
+export function resolveConfig(partial: Partial<ProtocolConfig> = {}): ProtocolConfig {
+  const tls = partial.leafSetHeartbeatMs ?? DEFAULT_PROTOCOL_CONFIG.leafSetHeartbeatMs
+  const leafSetTimeoutMs = partial.leafSetTimeoutMs ?? tls * 2.5
+  const c: ProtocolConfig = {
+    ...DEFAULT_PROTOCOL_CONFIG,
+    leafSetTimeoutMs,
+    failedMemoryMs: leafSetTimeoutMs * 10,
+    ...partial,
+  }
+  checkDigitBits(c.b)
+  checkLeafSetSize(c.leafSetSize)
+  if (c.leafSetSize > MAX_LEAF_SET_HANDLES) {
+    throw new ConfigError(
+      `leafSetSize must be at most ${MAX_LEAF_SET_HANDLES} to fit on the wire, got ${c.leafSetSize}`,
+    )
+  }
+  positiveInt('neighbourhoodSize', c.neighbourhoodSize, MAX_NEIGHBOURHOOD_SIZE)
+  for (const name of [
+    'leafSetHeartbeatMs',
+    'leafSetTimeoutMs',
+    'probeTimeoutMs',
+    'ackTimeoutMinMs',
+    'ackTimeoutMaxMs',
+    'joinTimeoutMs',
+    'routingTableMaintenanceMs',
+    'failedMemoryMs',
+  ] as const) {
+    const v = c[name]
+    if (!(typeof v === 'number' && Number.isFinite(v) && v > 0)) {
+      throw new ConfigError(`${name} must be a positive number of milliseconds, got ${String(v)}`)
+    }
+  }
+  if (c.ackTimeoutMinMs > c.ackTimeoutMaxMs) {
+    throw new ConfigError(
+      `ackTimeoutMinMs (${c.ackTimeoutMinMs}) exceeds ackTimeoutMaxMs (${c.ackTimeoutMaxMs})`,
+    )
+  }
+  if (!(Number.isInteger(c.probeRetries) && c.probeRetries >= 0 && c.probeRetries <= 100)) {
+    throw new ConfigError(`probeRetries must be an integer from 0 to 100, got ${String(c.probeRetries)}`)
+  }
+  positiveInt('maxRouteAttempts', c.maxRouteAttempts, 100)
+  positiveInt('joinAttempts', c.joinAttempts, 1000)
+  positiveInt('maxPendingRoutes', c.maxPendingRoutes, 10_000_000)
+  positiveInt('maxHeldMessages', c.maxHeldMessages, 10_000_000)
+  positiveInt('maxProbesInFlight', c.maxProbesInFlight, 1_000_000)
+  positiveInt('maxFailedMemory', c.maxFailedMemory, 10_000_000)
+  positiveInt('maxDeliveredMemory', c.maxDeliveredMemory, 10_000_000)
+  return Object.freeze(c)
+}
+
+function positiveInt(name: string, v: unknown, max: number): void {
+  if (!(typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= max)) {
+    throw new ConfigError(`${name} must be an integer from 1 to ${max}, got ${String(v)}`)
+  }
+}
