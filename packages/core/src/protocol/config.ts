@@ -16,6 +16,12 @@ export interface ProtocolConfig {
   /** Neighbourhood-set size M (default 32). */
   readonly neighbourhoodSize: number
   /**
+   * Proximity neighbour selection (default true): routing-table candidates are probed and each
+   * cell keeps the lowest RTT. With false, the first live candidate for a cell keeps it: the
+   * baseline PNS is measured against.
+   */
+  readonly pns: boolean
+  /**
    * Tls: how often a node makes sure each leaf-set member has heard from it (default 30,000). A
    * member that has had other traffic from the node within the period gets no separate heartbeat.
    */
@@ -57,6 +63,7 @@ export const DEFAULT_PROTOCOL_CONFIG: ProtocolConfig = Object.freeze({
   b: 4,
   leafSetSize: DEFAULT_LEAF_SET_SIZE,
   neighbourhoodSize: DEFAULT_NEIGHBOURHOOD_SIZE,
+  pns: true,
   leafSetHeartbeatMs: 30_000,
   leafSetTimeoutMs: 75_000,
   probeTimeoutMs: 3_000,
@@ -96,6 +103,7 @@ export function resolveConfig(partial: Partial<ProtocolConfig> = {}): ProtocolCo
       `leafSetSize must be at most ${MAX_LEAF_SET_HANDLES} to fit on the wire, got ${c.leafSetSize}`,
     )
   }
+  if (typeof c.pns !== 'boolean') throw new ConfigError(`pns must be true or false, got ${String(c.pns)}`)
   positiveInt('neighbourhoodSize', c.neighbourhoodSize, MAX_NEIGHBOURHOOD_SIZE)
   for (const name of [
     'leafSetHeartbeatMs',

@@ -175,7 +175,7 @@ export class PastryNode implements ProtocolNode {
   #joinMsgId = 0
   #joinReplied = false
   /** Leaf-set members this joiner has announced itself to, and those that have confirmed it. */
-  readonly #announced = new Set<string>()
+  readonly #announced = new Map<string, number>()
   readonly #confirmed = new Set<string>()
   // Counters, for observers.
   readonly #sent: Record<string, number> = {}
@@ -583,13 +583,14 @@ export class PastryNode implements ProtocolNode {
   }
 
   #announceWaitMs(): number {
-    return this.config.probeTimeoutMs * (this.config.probeRetries + 1)
+    return this.config.probeTimeoutMs
   }
 
-  #announceTo(now: number, n: NodeHandle): void {
+  #announceTo(now: number, n: NodeHandle, retry = false): void {
     const hex = n.id.toHex()
-    if (this.#announced.has(hex)) return
-    this.#announced.add(hex)
+    const tries = this.#announced.get(hex)
+    if (tries !== undefined && !retry) return
+    this.#announced.set(hex, (tries ?? 0) + 1)
     this.#transmit(now, n.address, n, {
       type: 'announce',
       from: this.handle,
@@ -622,10 +623,14 @@ export class PastryNode implements ProtocolNode {
 
   #onAnnounceTimeout(now: number): void {
     if (this.#state !== 'joining') return
-    // Members that never confirmed are taken for failed; the rest of the leaf set decides.
+    // Members that have not confirmed are asked again, `probeRetries` times, and then taken for
+    // failed; the rest of the leaf set decides.
     for (const n of this.leafSet.members()) {
       const hex = n.id.toHex()
-      if (this.#announced.has(hex) && !this.#confirmed.has(hex)) this.#declareFailed(now, n)
+      const tries = this.#announced.get(hex)
+      if (tries === undefined || this.#confirmed.has(hex)) continue
+      if (tries > this.config.probeRetries) this.#declareFailed(now, n)
+      else this.#announceTo(now, n, true)
     }
     for (const n of this.leafSet.members()) this.#announceTo(now, n)
     if (!this.#maybeActivate(now))
@@ -941,6 +946,11 @@ export class PastryNode implements ProtocolNode {
     if (this.routingTable.contains(n.id)) return
     const cell = this.routingTable.cellOf(n.id)
     if (cell === undefined) return
+    if (!this.config.pns) {
+      // Without PNS the first candidate keeps the cell; proximity plays no part.
+      this.routingTable.insert(n, 0)
+      return
+    }
     const rtt = peer === undefined || !Number.isFinite(peer.srttMs) ? undefined : peer.srttMs
     if (rtt !== undefined) {
       this.routingTable.insert(n, rtt)
