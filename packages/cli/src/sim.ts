@@ -7,9 +7,10 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { checkDigitBits, checkLeafSetSize, type Id } from '@pastry/core'
 import {
+  type ProtocolExperimentReport,
+  runProtocolExperiment,
   runStaticExperiment,
   type StaticExperimentReport,
-  type StaticLookup,
   seedFromEnv,
   TOPOLOGY_KINDS,
   type TopologyKind,
@@ -38,8 +39,9 @@ Options:
   --out DIR                 write nodes.json and lookups.ndjson to DIR
   -h, --help                show this help
 
-Protocol mode (without --static) joins every node through the real protocol. It is not available
-yet: this version runs the static routing experiment only, so pass --static.`
+Without --static, nodes join one by one (overlapping) through the real protocol in the
+deterministic simulator; the overlay settles, --fail crashes a fraction at once and lets it be
+repaired, churn runs if asked, and then the lookups are routed.`
 
 const PROTOCOL_ONLY = ['fail', 'loss', 'churn-session-min', 'duration-min'] as const
 
@@ -94,11 +96,12 @@ export async function runSim(argv: readonly string[]): Promise<number> {
       throw new UsageError(`--${name} needs the protocol simulation; it cannot be combined with --static`)
     }
   }
-  if (v.static !== true) {
-    throw new UsageError(
-      'the protocol simulation (nodes joining through the real protocol) is not available in this version; ' +
-        'run the routing-only experiment with --static',
-    )
+  const fail = fractionOption('fail', v.fail)
+  const loss = fractionOption('loss', v.loss)
+  const churnSessionMin = positiveOption('churn-session-min', v['churn-session-min'])
+  const churnDurationMin = positiveOption('duration-min', v['duration-min'])
+  if ((churnSessionMin === undefined) !== (churnDurationMin === undefined)) {
+    throw new UsageError('--churn-session-min and --duration-min go together')
   }
   const seed = v.seed ?? seedFromEnv('pastry sim')
   if (v.seed !== undefined) process.stderr.write(`[pastry sim] PASTRY_SEED=${seed}\n`)
@@ -106,6 +109,36 @@ export async function runSim(argv: readonly string[]): Promise<number> {
   const progress = createProgress()
   const out = v.out === undefined ? undefined : openOutput(v.out)
   const started = performance.now()
+  if (v.static !== true) {
+    let report: ProtocolExperimentReport
+    try {
+      report = runProtocolExperiment({
+        nodes,
+        lookups,
+        seed,
+        b,
+        leafSetSize,
+        topology,
+        pns: v['no-pns'] !== true,
+        ...(fail === undefined ? {} : { failFraction: fail }),
+        ...(loss === undefined ? {} : { loss }),
+        ...(churnSessionMin === undefined ? {} : { churnSessionMin, churnDurationMin: churnDurationMin! }),
+        onProgress: (phase, fraction) => progress.update(phase, fraction),
+        ...(out === undefined ? {} : { onLookup: out.lookup, onNodes: out.nodes }),
+      })
+    } finally {
+      progress.done()
+    }
+    out?.finish()
+    const result = {
+      ...report,
+      wallMs: Math.round(performance.now() - started),
+      peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
+    }
+    if (v.json === true) process.stdout.write(`${JSON.stringify(result)}\n`)
+    else process.stdout.write(formatProtocolReport(result))
+    return 0
+  }
   let report: StaticExperimentReport
   try {
     report = runStaticExperiment(
@@ -174,7 +207,7 @@ function openOutput(dir: string) {
     nodes: (ids: readonly Id[]) => {
       writeFileSync(join(dir, 'nodes.json'), `${JSON.stringify(ids.map((id) => id.toHex()))}\n`)
     },
-    lookup: (l: StaticLookup) => {
+    lookup: (l: { key: Id; from: Id; deliveredAt: Id | null; hops: number | null }) => {
       buffer.push(
         JSON.stringify({
           key: l.key.toHex(),
@@ -190,6 +223,41 @@ function openOutput(dir: string) {
       closeSync(fd)
     },
   }
+}
+
+function fractionOption(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined
+  const x = Number(value)
+  if (value.trim() === '' || !Number.isFinite(x) || x < 0 || x >= 1) {
+    throw new UsageError(`--${name} must be a number in [0, 1), got ${JSON.stringify(value)}`)
+  }
+  return x
+}
+
+function positiveOption(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined
+  const x = Number(value)
+  if (value.trim() === '' || !Number.isFinite(x) || x <= 0) {
+    throw new UsageError(`--${name} must be a positive number, got ${JSON.stringify(value)}`)
+  }
+  return x
+}
+
+function formatProtocolReport(r: ProtocolExperimentReport & { wallMs: number; peakRssMb: number }): string {
+  const pct = (x: number) => `${((100 * x) / Math.max(1, r.lookups)).toFixed(2)}%`
+  return [
+    `Pastry overlay joined through the protocol: ${r.nodes} nodes (${r.live} live), b=${r.b}, L=${r.leafSetSize}, ${r.topology} topology, PNS ${r.pns ? 'on' : 'off'}`,
+    `seed ${r.seed}`,
+    '',
+    `lookups     ${r.lookups}   delivered ${r.delivered}   correct ${r.correct} (${pct(r.correct)})   incorrect ${r.incorrect}   lost ${r.lost}`,
+    `hops        mean ${r.hops.mean.toFixed(3)}   p50 ${r.hops.p50}   p99 ${r.hops.p99}   max ${r.hops.max}   (log_${1 << r.b} N = ${(Math.log(r.nodes) / Math.log(1 << r.b)).toFixed(3)})`,
+    `histogram   ${r.hops.histogram.map((c, h) => `${h}:${c}`).join('  ')}`,
+    `RDP         mean ${r.rdp.mean.toFixed(3)}   p50 ${r.rdp.p50.toFixed(3)}   p99 ${r.rdp.p99.toFixed(3)}`,
+    `traffic     ${r.messages.total} messages (${r.messages.perNode.toFixed(1)} per node)   join ${r.joinMessagesPerNode?.toFixed(1) ?? '-'} per node   maintenance ${r.maintenancePerNodePerSec.toFixed(3)} per node per s`,
+    `repair      crashed ${r.failed}   leaf sets differing from the oracle before lookups: ${r.leafSetMismatches}`,
+    `time        simulated ${(r.simulatedMs / 1000).toFixed(1)} s   wall ${r.wallMs} ms   peak RSS ${r.peakRssMb} MB   events ${r.events}   trace ${r.traceHash}`,
+    '',
+  ].join('\n')
 }
 
 function formatReport(r: StaticExperimentReport & { wallMs: number; peakRssMb: number }): string {

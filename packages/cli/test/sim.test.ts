@@ -227,6 +227,63 @@ test(`sim --static with other options and this process's seed (${SEED}): still a
   assert.ok(((r.rdp as Json).mean as number) >= 1)
 })
 
+function ringDistance(a: bigint, b: bigint): bigint {
+  const M = 1n << 128n
+  const d = (((a - b) % M) + M) % M
+  return d > M - d ? M - d : d
+}
+
+test('sim (protocol mode) --json --out: nodes join through the protocol; files recount to the same answer', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pastry-sim-protocol-'))
+  const run = sim([
+    '--nodes',
+    '120',
+    '--lookups',
+    '600',
+    '--seed',
+    '3',
+    '--fail',
+    '0.1',
+    '--json',
+    '--out',
+    dir,
+  ])
+  assert.is(run.status, 0, run.stderr)
+  const report = JSON.parse(run.stdout)
+  assert.is(report.mode, 'protocol')
+  for (const field of [
+    'joinMessagesPerNode',
+    'maintenancePerNodePerSec',
+    'simulatedMs',
+    'wallMs',
+    'peakRssMb',
+  ]) {
+    assert.type(report[field], 'number', field)
+  }
+  assert.is(report.lookups, 600)
+  assert.is(report.lost, 0)
+  assert.is(report.incorrect, 0)
+  assert.is(report.correct, 600)
+  const nodes: string[] = JSON.parse(readFileSync(join(dir, 'nodes.json'), 'utf8'))
+  assert.is(nodes.length, report.live)
+  const lines = readFileSync(join(dir, 'lookups.ndjson'), 'utf8').trim().split('\n')
+  assert.is(lines.length, 600)
+  const ring = nodes.map((h) => BigInt(`0x${h}`))
+  let recount = 0
+  for (const line of lines) {
+    const l = JSON.parse(line)
+    const key = BigInt(`0x${l.key}`)
+    let best = ring[0]!
+    for (const x of ring) {
+      const d = ringDistance(key, x)
+      const e = ringDistance(key, best)
+      if (d < e || (d === e && x < best)) best = x
+    }
+    if (l.deliveredAt !== null && BigInt(`0x${l.deliveredAt}`) === best) recount++
+  }
+  assert.is(recount, report.correct)
+})
+
 test('sim --static without --json prints a readable summary', () => {
   const run = sim(['--static', '--nodes', '50', '--lookups', '100', '--seed', '9'])
   assert.is(run.status, 0, run.stderr)
@@ -243,7 +300,9 @@ test('bad options exit 2 with a message on stderr and nothing on stdout', async 
     [['--static', '--leaf-set', '5'], /leaf-set size L must be an even integer/],
     [['--static', '--topology', 'torus'], /--topology must be one of sphere, plane, uniform/],
     [['--static', '--bogus'], /bogus/],
-    [['--nodes', '10'], /protocol simulation .* not available/],
+    [['--nodes', '10', '--fail', '1.5'], /--fail must be a number in \[0, 1\)/],
+    [['--nodes', '10', '--loss=-0.1'], /--loss must be a number in \[0, 1\)/],
+    [['--nodes', '10', '--churn-session-min', '30'], /--churn-session-min and --duration-min go together/],
     [['--static', '--fail', '0.1'], /--fail needs the protocol simulation/],
   ]
   const runs = await Promise.all(cases.map(([args]) => simAsync([...args, '--seed', '1'])))

@@ -9,7 +9,14 @@
  * The README expands on each, and on what is still to come (the discrete-event simulator, the
  * in-memory transport and the transport conformance suite).
  */
+
+export {
+  type ProtocolExperimentOptions,
+  type ProtocolExperimentReport,
+  runProtocolExperiment,
+} from './protocol-experiment.js'
 export { seedFromEnv } from './seed.js'
+export * from './sim/index.js'
 export {
   type Distribution,
   runStaticExperiment,

@@ -36,7 +36,10 @@ export interface ProtocolConfig {
   readonly ackTimeoutMinMs: number
   /** The longest time to wait for a hop's ack, and the wait when no RTT is known (default 2,000). */
   readonly ackTimeoutMaxMs: number
-  /** Transmissions of one routed message, rerouting after each unacknowledged one (default 5). */
+  /**
+   * Transmissions of one routed message, rerouting after each unacknowledged one (default 12:
+   * enough to walk past L/2 − 1 adjacent dead leaves with L = 16, plus retries).
+   */
   readonly maxRouteAttempts: number
   /** How long a joiner waits for the join's answer before trying again (default 10,000). */
   readonly joinTimeoutMs: number
@@ -70,7 +73,7 @@ export const DEFAULT_PROTOCOL_CONFIG: ProtocolConfig = Object.freeze({
   probeRetries: 2,
   ackTimeoutMinMs: 200,
   ackTimeoutMaxMs: 2_000,
-  maxRouteAttempts: 5,
+  maxRouteAttempts: 12,
   joinTimeoutMs: 10_000,
   joinAttempts: 5,
   routingTableMaintenanceMs: 600_000,
@@ -96,8 +99,8 @@ export function resolveConfig(partial: Partial<ProtocolConfig> = {}): ProtocolCo
     failedMemoryMs: leafSetTimeoutMs * 10,
     ...partial,
   }
-  checkDigitBits(c.b)
-  checkLeafSetSize(c.leafSetSize)
+  named('b', () => checkDigitBits(c.b))
+  named('leafSetSize', () => checkLeafSetSize(c.leafSetSize))
   if (c.leafSetSize > MAX_LEAF_SET_HANDLES) {
     throw new ConfigError(
       `leafSetSize must be at most ${MAX_LEAF_SET_HANDLES} to fit on the wire, got ${c.leafSetSize}`,
@@ -136,6 +139,14 @@ export function resolveConfig(partial: Partial<ProtocolConfig> = {}): ProtocolCo
   positiveInt('maxFailedMemory', c.maxFailedMemory, 10_000_000)
   positiveInt('maxDeliveredMemory', c.maxDeliveredMemory, 10_000_000)
   return Object.freeze(c)
+}
+
+function named(name: string, check: () => unknown): void {
+  try {
+    check()
+  } catch (e) {
+    throw new ConfigError(`${name}: ${e instanceof Error ? e.message : String(e)}`)
+  }
 }
 
 function positiveInt(name: string, v: unknown, max: number): void {

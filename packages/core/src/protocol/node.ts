@@ -161,7 +161,7 @@ export class PastryNode implements ProtocolNode {
   readonly #peers: BoundedMap<string, Peer>
   readonly #failed: BoundedMap<
     string,
-    { handle: NodeHandle; until: number; wasLeaf: boolean; nextProbe: number }
+    { handle: NodeHandle; until: number; wasLeaf: boolean; nextProbe: number; left: boolean }
   >
   readonly #probes = new Map<number, Probe>()
   readonly #pending = new Map<number, PendingRoute>()
@@ -333,6 +333,8 @@ export class PastryNode implements ProtocolNode {
       if (to === undefined) this.#fail(routed, 'closed')
       else this.#transmitRouted(now, { ...routed, hops: routed.hops + 1 }, to)
     }
+    // The node is going: nobody will be here to see the acks.
+    this.#pending.clear()
     this.#shutdown('leaving')
   }
 
@@ -514,7 +516,7 @@ export class PastryNode implements ProtocolNode {
   }
 
   #tickMs(): number {
-    return Math.min(this.config.leafSetHeartbeatMs, this.config.leafSetTimeoutMs) / 2
+    return Math.min(this.config.leafSetHeartbeatMs, this.config.leafSetTimeoutMs) / 4
   }
 
   #becomeActive(now: number): void {
@@ -556,7 +558,13 @@ export class PastryNode implements ProtocolNode {
 
   #onJoinTimeout(now: number): void {
     if (this.#state !== 'joining' || this.#joinReplied) return
+    this.#restartJoin(now)
+  }
+
+  #restartJoin(now: number): void {
     this.#joinAttempt++
+    this.#announced.clear()
+    this.#confirmed.clear()
     if (this.#joinAttempt >= this.config.joinAttempts) {
       this.#events.push({
         type: 'joinFailed',
@@ -602,7 +610,9 @@ export class PastryNode implements ProtocolNode {
     if (this.#state !== 'active' && this.#state !== 'joining') return
     // The joiner enters this node's tables only once it is active (its first heartbeat): tables
     // hold active nodes alone, so no message is ever routed to a node that may not deliver it.
+    // A node that left and now rejoins is welcome again.
     const from = message.from
+    if (this.#failed.get(from.id.toHex())?.left === true) this.#failed.delete(from.id.toHex())
     this.#transmit(now, from.address, from, {
       type: 'announceAck',
       from: this.handle,
@@ -633,12 +643,20 @@ export class PastryNode implements ProtocolNode {
       else this.#announceTo(now, n, true)
     }
     for (const n of this.leafSet.members()) this.#announceTo(now, n)
-    if (!this.#maybeActivate(now))
+    const attempt = this.#joinAttempt
+    if (!this.#maybeActivate(now) && this.#state === 'joining' && attempt === this.#joinAttempt) {
       this.#deadlines.push(now + this.#announceWaitMs(), 'announce', this.#joinAttempt)
+    }
   }
 
   #maybeActivate(now: number): boolean {
     if (this.#state !== 'joining' || !this.#joinReplied) return false
+    if (this.leafSet.isEmpty) {
+      // Everyone it heard of went silent: this join attempt failed. Never become active alone on
+      // the word of nodes that vanished; ask again.
+      this.#restartJoin(now)
+      return false
+    }
     for (const n of this.leafSet.members()) if (!this.#confirmed.has(n.id.toHex())) return false
     this.#announced.clear()
     this.#confirmed.clear()
@@ -852,7 +870,11 @@ export class PastryNode implements ProtocolNode {
     const isNew = !this.#peers.has(hex)
     const peer = this.#peer(from)
     peer.lastHeardMs = now
-    const wasFailed = this.#failed.has(hex)
+    const failure = this.#failed.get(hex)
+    // A node that left stays out of the tables, whatever it sends on its way out, until it
+    // announces itself again.
+    if (failure?.left === true) return
+    const wasFailed = failure !== undefined
     if (wasFailed) this.#forgetFailure(from)
     if (peer.suspected) {
       peer.suspected = false
@@ -1061,8 +1083,9 @@ export class PastryNode implements ProtocolNode {
     this.#failed.set(hex, {
       handle: n,
       until: now + this.config.failedMemoryMs,
-      wasLeaf: inLeafSet,
+      wasLeaf: inLeafSet && failed,
       nextProbe: now + this.config.leafSetTimeoutMs,
+      left: !failed,
     })
     const peer = this.#peers.get(hex)
     if (peer !== undefined) peer.suspected = false
@@ -1110,7 +1133,8 @@ export class PastryNode implements ProtocolNode {
       const { leafSetHeartbeatMs, leafSetTimeoutMs } = this.config
       for (const m of this.leafSet.members()) {
         const peer = this.#peer(m)
-        if (now - peer.lastSentMs >= leafSetHeartbeatMs) {
+        // Sent once 3/4 Tls have passed, so with ticks every Tls/4 no member waits more than Tls.
+        if (now - peer.lastSentMs >= leafSetHeartbeatMs - this.#tickMs()) {
           const changed = peer.leafSetVersionSent !== this.#leafSetVersion
           this.#transmit(now, m.address, m, {
             type: 'heartbeat',

@@ -10,6 +10,16 @@
  * Inputs: `handleMessage` (a decoded message from a peer), `handleTimeout`, and the commands
  * `start`, `join`, `route`, `send`, `leave`, `close`. The machine never calls out, reads a clock or
  * draws unseeded randomness, so a run is a pure function of its inputs and its seed.
+ *
+ * Rules for drivers:
+ * - `nextDeadline()` may return a time at or before `now`; fire it at once. `handleTimeout(now)`
+ *   handles every deadline due by `now`, so one call per timer expiry suffices.
+ * - A node in state `closed` emits nothing more and ignores every input: stop polling it.
+ * - A crash needs no method: a driver simulates one by dropping the node (and its queued output).
+ * - A routed message's `msgId` is end-to-end: the origin's, kept along the path, so a driver may
+ *   follow a message by (origin, msgId).
+ * - Tables are read through the implementation (`PastryNode.leafSet`, `.routingTable`): they are
+ *   not part of this contract, which covers only driving.
  */
 import type { Id } from '../id/id.js'
 import type { Message, NodeHandle } from '../wire/messages.js'

@@ -83,7 +83,10 @@ export const MESSAGES = {
   route: {
     code: 1,
     fields: {
-      /** The sender's id for this hop's transmission; the next hop's `ack` echoes it. */
+      /**
+       * The message's end-to-end id: chosen at random by the origin and kept along the whole path.
+       * Each hop's `ack` echoes it, and the root de-duplicates deliveries by it.
+       */
       msgId,
       /** The key the message is routed toward. */
       key: id,
@@ -109,7 +112,7 @@ export const MESSAGES = {
   join: {
     code: 3,
     fields: {
-      /** The sender's id for this hop's transmission, acknowledged like a `route`'s. */
+      /** The join attempt's id, chosen by the joiner and kept along the path; acknowledged per hop like a `route`'s. */
       msgId,
       /** The node that wants to join. */
       joiner: handle,

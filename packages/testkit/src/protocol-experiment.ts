@@ -1,0 +1,270 @@
+/*
+ * The protocol experiment as one call: nodes join through the real protocol in the simulator, the
+ * overlay settles, a fraction may crash at once and be repaired, churn may run, and random lookups
+ * are routed and checked against the oracle. `pastry sim` (without --static) is a thin shell over
+ * this.
+ *
+ * Phases, in virtual time:
+ *   1. join: node 0 starts a ring; node i joins at i × joinSpacingMs through a random active node
+ *      (so joins overlap: each takes several round trips);
+ *   2. settle: run until every node is active, then for settleMs; maintenance traffic is measured
+ *      over this window;
+ *   3. fail (optional): crash a fraction of the live nodes at once, then run repairMs;
+ *   4. churn (optional): Poisson arrivals and exponential sessions for durationMs; lookups are
+ *      spread over this phase, so they meet the churn;
+ *   5. lookups: K lookups from random live nodes at lookupSpacingMs, then drain.
+ */
+import { ConfigError, createRng, type Id, PastryNode, type ProtocolConfig, randomId } from '@pastry/core'
+import type { SimReport } from './sim/simulator.js'
+import { Simulator } from './sim/simulator.js'
+import type { Distribution } from './static-experiment.js'
+import type { TopologyKind } from './topology.js'
+
+/** Options for {@link runProtocolExperiment}. */
+export interface ProtocolExperimentOptions {
+  readonly nodes: number
+  readonly lookups: number
+  readonly seed: string
+  readonly b?: number
+  readonly leafSetSize?: number
+  readonly topology?: TopologyKind
+  readonly pns?: boolean
+  /** Fraction of live nodes to crash at once after settling, in [0, 1). */
+  readonly failFraction?: number
+  /** Message loss probability on every link, in [0, 1). */
+  readonly loss?: number
+  /** Mean churn session, in minutes; churn runs for `churnDurationMin`. */
+  readonly churnSessionMin?: number
+  readonly churnDurationMin?: number
+  /** Virtual ms between successive joins (default 10). */
+  readonly joinSpacingMs?: number
+  /** Virtual ms to settle after the last node is active (default 2 × Tls). */
+  readonly settleMs?: number
+  /** Virtual ms between lookups (default 1). */
+  readonly lookupSpacingMs?: number
+  /** Protocol settings for every node. */
+  readonly config?: Partial<ProtocolConfig>
+  /** Pass every message through the codec (default false). */
+  readonly encode?: boolean
+  readonly onProgress?: (phase: string, fraction: number) => void
+  /** Called once, when lookups start, with the live node ids. */
+  readonly onNodes?: (ids: readonly Id[]) => void
+  /** Called once per lookup at the end. */
+  readonly onLookup?: (lookup: {
+    readonly key: Id
+    readonly from: Id
+    readonly deliveredAt: Id | null
+    readonly hops: number | null
+  }) => void
+}
+
+/** The report of {@link runProtocolExperiment}; the CLI prints it as the `--json` object. */
+export interface ProtocolExperimentReport {
+  readonly mode: 'protocol'
+  readonly seed: string
+  readonly nodes: number
+  readonly live: number
+  readonly lookups: number
+  readonly delivered: number
+  readonly correct: number
+  readonly incorrect: number
+  readonly lost: number
+  readonly duplicates: number
+  readonly hops: Distribution & { readonly max: number; readonly histogram: number[] }
+  readonly rdp: Distribution
+  readonly messages: {
+    readonly total: number
+    readonly perNode: number
+    readonly byType: Record<string, number>
+  }
+  readonly bytes: { readonly total: number; readonly byType: Record<string, number> }
+  readonly joinMessagesPerNode: number | null
+  readonly maintenancePerNodePerSec: number
+  readonly simulatedMs: number
+  readonly b: number
+  readonly leafSetSize: number
+  readonly topology: TopologyKind
+  readonly pns: boolean
+  readonly failed: number
+  readonly churn: SimReport['churn'] | null
+  readonly table: SimReport['table']
+  readonly events: number
+  readonly traceHash: string
+  /** Nodes not active when the settle phase ended (they never finished joining). */
+  readonly notActiveAfterJoin: number
+  /** Leaf sets that differ from the oracle's just before lookups (0 when converged). */
+  readonly leafSetMismatches: number
+}
+
+/**
+ * Runs the protocol experiment. Deterministic for a given seed and options. Throws the simulator's
+ * `SimulationError` (which names the seed) if a node throws.
+ */
+export function runProtocolExperiment(options: ProtocolExperimentOptions): ProtocolExperimentReport {
+  const n = options.nodes
+  if (!Number.isInteger(n) || n < 1) throw new ConfigError(`nodes must be an integer ≥ 1, got ${n}`)
+  const lookups = options.lookups
+  if (!Number.isInteger(lookups) || lookups < 0)
+    throw new ConfigError(`lookups must be an integer ≥ 0, got ${lookups}`)
+  const failFraction = options.failFraction ?? 0
+  if (!(failFraction >= 0 && failFraction < 1))
+    throw new ConfigError(`fail must be in [0, 1), got ${failFraction}`)
+  const loss = options.loss ?? 0
+  if (!(loss >= 0 && loss < 1)) throw new ConfigError(`loss must be in [0, 1), got ${loss}`)
+  const churn =
+    options.churnSessionMin === undefined
+      ? undefined
+      : { sessionMs: options.churnSessionMin * 60_000, durationMs: (options.churnDurationMin ?? 0) * 60_000 }
+  if (churn !== undefined && !(churn.sessionMs > 0 && churn.durationMs > 0)) {
+    throw new ConfigError('churn needs a positive session mean and a positive duration')
+  }
+  const topologyKind = options.topology ?? 'sphere'
+  const pns = options.pns ?? true
+  const config: Partial<ProtocolConfig> = {
+    ...(options.b === undefined ? {} : { b: options.b as ProtocolConfig['b'] }),
+    ...(options.leafSetSize === undefined ? {} : { leafSetSize: options.leafSetSize }),
+    pns,
+    ...options.config,
+  }
+  const tls = config.leafSetHeartbeatMs ?? 30_000
+  const rng = createRng(options.seed).derive('experiment')
+  // Room in the topology for churn arrivals: about n · duration / session of them.
+  const arrivals = churn === undefined ? 0 : Math.ceil((2 * n * churn.durationMs) / churn.sessionMs) + 64
+  const sim = new Simulator<PastryNode>({
+    seed: options.seed,
+    topology: { kind: topologyKind, size: n + arrivals },
+    network: { loss },
+    encode: options.encode ?? false,
+    createNode: (ctx) => new PastryNode({ id: ctx.id, address: ctx.address, rng: ctx.rng, config }),
+    tableStats: (node) => ({ leafSet: node.leafSet.size, routingTable: node.routingTable.size }),
+  })
+  const progress = options.onProgress ?? (() => {})
+
+  // 1. Join.
+  const spacing = options.joinSpacingMs ?? 10
+  for (let i = 0; i < n; i++) sim.addNode()
+  sim.start(0)
+  for (let i = 1; i < n; i++) {
+    sim.at(i * spacing, (s) => {
+      const boot = s.oracle.randomLive(rng) ?? 0
+      s.join(i, [boot])
+      if (i % 256 === 0) progress('join', i / n)
+    })
+  }
+  const joinDeadline = n * spacing + 30 * 60_000
+  sim.runUntil((s) => s.now >= (n - 1) * spacing && s.oracle.liveCount === n, joinDeadline)
+  progress('join', 1)
+
+  // 2. Settle, measuring maintenance over the window.
+  let notActiveAfterJoin = 0
+  for (let i = 0; i < n; i++) if (sim.node(i)?.state !== 'active') notActiveAfterJoin++
+  sim.beginWindow()
+  sim.runFor(options.settleMs ?? 2 * tls)
+  const settled = sim.report()
+  progress('settle', 1)
+
+  // 3. Fail.
+  let failed = 0
+  if (failFraction > 0) {
+    const live = sim.oracle.liveIndexes()
+    const count = Math.floor(live.length * failFraction)
+    for (let k = 0; k < count; k++) {
+      const j = k + rng.int(live.length - k)
+      const victim = live[j]!
+      live[j] = live[k]!
+      live[k] = victim
+      sim.crash(victim)
+    }
+    failed = count
+    const leafSetTimeoutMs = config.leafSetTimeoutMs ?? tls * 2.5
+    sim.runFor(2 * leafSetTimeoutMs + 60_000)
+    progress('repair', 1)
+  }
+
+  // 4 and 5. Churn (with the lookups spread over it), or lookups alone.
+  const lookupSpacing =
+    churn === undefined
+      ? (options.lookupSpacingMs ?? 1)
+      : Math.max(1, churn.durationMs / Math.max(1, lookups))
+  const leafSetMismatches = sim.oracle.checkLeafSets(
+    (i) => leafIds(sim.node(i)),
+    config.leafSetSize ?? 16,
+  ).length
+  options.onNodes?.(sim.oracle.liveIndexes().map((i) => sim.idOf(i)))
+  if (churn !== undefined) {
+    sim.startChurn({
+      arrivalsPerSec: sim.oracle.liveCount / (churn.sessionMs / 1000),
+      session: { kind: 'exponential', meanMs: churn.sessionMs },
+    })
+  }
+  const lookupRng = createRng(options.seed).derive('lookups')
+  const start = sim.now
+  for (let k = 0; k < lookups; k++) {
+    sim.at(start + k * lookupSpacing, (s) => {
+      const from = s.oracle.randomLive(lookupRng)
+      if (from !== undefined) s.route(from, randomId(lookupRng), 'sim', EMPTY)
+      if (k % 1024 === 0) progress('lookups', k / lookups)
+    })
+  }
+  sim.runUntil(start + lookups * lookupSpacing)
+  if (churn !== undefined) sim.stopChurn()
+  // Drain: every lookup delivered or given up on.
+  sim.runUntil((s) => s.oracle.summary().lost === 0, sim.now + 5 * 60_000)
+  progress('lookups', 1)
+
+  const report = sim.report()
+  const summary = report.lookups
+  if (options.onLookup !== undefined) {
+    for (let k = 0; k < sim.oracle.lookupCount; k++) {
+      const r = sim.oracle.lookup(k)
+      const first = r.deliveredAt[0]
+      options.onLookup({
+        key: r.key,
+        from: sim.idOf(r.from),
+        deliveredAt: first === undefined ? null : sim.idOf(first),
+        hops: r.hops ?? null,
+      })
+    }
+  }
+  const messagesTotal = report.messages.total
+  return {
+    mode: 'protocol',
+    seed: options.seed,
+    nodes: report.nodes.added,
+    live: report.nodes.live,
+    lookups: summary.issued,
+    delivered: summary.delivered,
+    correct: summary.correct,
+    incorrect: summary.incorrect,
+    lost: summary.lost,
+    duplicates: summary.duplicates,
+    hops: report.hops,
+    rdp: report.rdp,
+    messages: {
+      total: messagesTotal,
+      perNode: report.messages.perNode,
+      byType: report.messages.byType,
+    },
+    bytes: { total: report.messages.bytes, byType: report.messages.bytesByType },
+    joinMessagesPerNode: report.joinMessagesPerNode,
+    maintenancePerNodePerSec: settled.maintenancePerNodePerSec,
+    simulatedMs: report.simulatedMs,
+    b: options.b ?? 4,
+    leafSetSize: options.leafSetSize ?? 16,
+    topology: topologyKind,
+    pns,
+    failed,
+    churn: churn === undefined ? null : report.churn,
+    table: report.table,
+    events: report.events,
+    traceHash: report.traceHash,
+    notActiveAfterJoin,
+    leafSetMismatches,
+  }
+}
+
+const EMPTY = new Uint8Array(0)
+
+function leafIds(node: PastryNode | undefined): Id[] {
+  return node === undefined ? [] : node.leafSet.members().map((m) => m.id)
+}

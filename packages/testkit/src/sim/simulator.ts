@@ -1,0 +1,1294 @@
+/*
+ * Theory of operation
+ *
+ * A whole overlay in one thread, driven by one seed (after TigerBeetle's VOPR and FoundationDB's
+ * simulation). Virtual time is a number of milliseconds that only the event queue advances; nothing
+ * reads a wall clock, and every random choice draws from an Rng derived from the seed:
+ *   seed ─┬─ 'ids'      node ids drawn by addNode
+ *         ├─ 'nodes'    one child per node incarnation ('<index>.<incarnation>'), handed to the factory
+ *         ├─ 'network'  loss, duplication and jitter, in transmission order
+ *         ├─ 'churn'    arrivals, bootstraps, session times, crash-or-leave
+ *         └─ 'topology' the latency model, when the simulator builds it
+ * Adding a consumer never shifts the numbers another one sees, so a seed replays a run exactly.
+ *
+ * Nodes. Node i has the address `sim:<i>` and a topology position (i itself, unless given, or a
+ * position freed by a churned-out node once the topology's positions run out). Per-node state lives
+ * in arrays indexed by i: the instance, status (alive, crashed, closed), position, incarnation,
+ * armed deadline, the seq of its queued timer event, and whether the oracle counts it live. An
+ * address is parsed back to i by reading its digits: no string-keyed map on the hot path.
+ *
+ * Driving (the loop of core's protocol/types.ts). After every input to node i (a message, a timer,
+ * or a command), the simulator:
+ *   0. reads `node.state` and tells the oracle if the node became or stopped being active;
+ *   1. drains `pollTransmit`: each message is counted, then dropped by a partition or by loss, or
+ *      scheduled to arrive at now + latency(i, to) + jitter (twice when duplicated);
+ *   2. drains `pollEvent`: each event is counted, `deliver` and `routeFailed` go to the oracle and
+ *      metrics, then to the `onEvent` observer;
+ *   3. arms the node's one timer at `nextDeadline()`, or retires the node if it reports `closed`.
+ * A node that crashes is dropped at once: it receives nothing, its timer is dead, it is never polled
+ * again. Messages arriving for a crashed, closed or unknown address vanish and are counted.
+ *
+ * Timers, lazily invalidated. Each node has at most one *current* timer event; the event carries its
+ * seq and the deadline it was armed for. Re-arming to an earlier time pushes a new event, which
+ * becomes current; the old one is stale and is skipped when it surfaces (its seq is no longer the
+ * node's). Re-arming to a later time pushes nothing: the current event fires early, sees that the
+ * armed deadline is still ahead, and re-queues itself there. Disarming pushes nothing either. So the
+ * queue holds one current timer per alive node plus stale ones, each created by a deadline moving
+ * earlier and gone when its old time comes; crash and restart make a node's pending timers stale.
+ *
+ * Messages may be passed as objects (the default: they are immutable values, and bytes are counted
+ * by `messageSize`, which equals the encoded length), or with `encode: true` go through
+ * `encodeMessage` at the sender and `decodeMessage` at the receiver, so the codec is exercised and
+ * bytes are real.
+ *
+ * Path delay for RDP. A lookup issued by `route()` opens a *flow* named by (origin address, key),
+ * which every hop of the routed message carries unchanged whatever the node does with msgIds. Each
+ * `route` transmission of a flow carries the sender's path delay plus the link's; on arrival it
+ * becomes the receiver's path delay. At the first delivery, RDP = path delay / latency(origin,
+ * deliverer). Flows are dropped at delivery and capped at `maxTrackedFlows` (oldest evicted).
+ *
+ * Determinism check. Every processed input is folded into a 32-bit FNV-1a hash: time, node, kind,
+ * message type, from, to. Two runs from one seed give one hash; `traceHash()` shows it.
+ *
+ * Failures. A node or an observer that throws stops the run: the error is recorded in `failures`
+ * and rethrown as a {@link SimulationError} whose message carries the seed, the time and the node.
+ */
+import {
+  type CodecOptions,
+  ConfigError,
+  createRng,
+  decodeMessage,
+  encodeMessage,
+  type Id,
+  type Message,
+  type Rng,
+  randomId,
+} from '@pastry/core'
+import type { Distribution } from '../static-experiment.js'
+import { createTopology, type Topology, type TopologyKind, type TopologyOptions } from '../topology.js'
+import type { EventOf, SimDeliverEvent, SimNode, SimRouteFailedEvent, SimTransmit } from './contract.js'
+import { type HopsReport, type MessageReport, SimMetrics, TYPE_CODE } from './metrics.js'
+import { type LookupSummary, Oracle } from './oracle.js'
+import { EventQueue } from './queue.js'
+import { messageSize } from './size.js'
+
+// ---------------------------------------------------------------------------------------------------
+// Public types
+
+/** What the node factory is given. */
+export interface NodeContext {
+  /** The node's id: drawn by the simulator, or given to `addNode`; kept across restarts. */
+  readonly id: Id
+  /** The node's address, `sim:<index>`. */
+  readonly address: string
+  /** The node's own random stream, derived from the seed per node and incarnation. */
+  readonly rng: Rng
+  /** Virtual time at creation. */
+  readonly now: number
+  /** The node's index in the simulator. */
+  readonly index: number
+}
+
+/** Network faults. Every field defaults to 0. */
+export interface NetworkOptions {
+  /** Probability that a transmission is dropped, in [0, 1]. */
+  readonly loss?: number
+  /** Probability that a transmission arrives twice, in [0, 1]. */
+  readonly duplicate?: number
+  /** Extra delay per copy, uniform in [0, jitterMs). Reorders messages. */
+  readonly jitterMs?: number
+}
+
+/** A topology, or what to build one from (with the seed's 'topology' child). */
+export type TopologySpec =
+  | Topology
+  | { readonly kind: TopologyKind; readonly size: number; readonly options?: TopologyOptions }
+
+/** Table fullness of one node, as the `tableStats` hook reports it. */
+export interface TableStats {
+  readonly leafSet: number
+  readonly routingTable: number
+}
+
+/** What `onProgress` is told. Only counts and virtual time: the caller adds wall-clock time if it wants. */
+export interface SimProgress {
+  readonly now: number
+  readonly events: number
+  readonly pending: number
+  readonly alive: number
+  readonly live: number
+}
+
+/** Options for {@link Simulator}. */
+export interface SimulatorOptions<N extends SimNode> {
+  /** The root of all randomness. Print it; the same seed replays the run. */
+  readonly seed: string
+  /** The latency model, or a kind and a number of positions to build one from the seed. */
+  readonly topology: TopologySpec
+  /** Makes a node. Called by `addNode`, by churn arrivals and by `restart`. */
+  readonly createNode: (ctx: NodeContext) => N
+  /** Loss, duplication, jitter (default none). Change later with `setNetwork`. */
+  readonly network?: NetworkOptions
+  /**
+   * Pass every message through `encodeMessage` at the sender and `decodeMessage` at the receiver, and
+   * count real frame bytes. Default false: the sender's immutable message object is handed over as
+   * it is, and bytes are counted with `messageSize` (equal to the encoded length; about 5× faster).
+   */
+  readonly encode?: boolean
+  /** The codec's frame bound when `encode` is on. */
+  readonly maxMessageBytes?: number
+  /** Sees every event every node emits, after the simulator has. It may issue commands. */
+  readonly onEvent?: (index: number, event: EventOf<N>, now: number) => void
+  /** Called every `progressEveryEvents` processed events. */
+  readonly onProgress?: (progress: SimProgress) => void
+  /** Default 2^20. */
+  readonly progressEveryEvents?: number
+  /** Reads a node's table sizes, for the report's table fullness. */
+  readonly tableStats?: (node: N) => TableStats
+  /** Bound on pending events (default 2^24). */
+  readonly maxEvents?: number
+  /** Bound on lookup records (default 2^24). */
+  readonly maxLookups?: number
+  /** Bound on lookups whose path delay is followed at once (default 2^20). */
+  readonly maxTrackedFlows?: number
+}
+
+/** Options for {@link Simulator.addNode}. */
+export interface AddNodeOptions {
+  /** The node's id (default: drawn from the seed). Must not be another node's. */
+  readonly id?: Id
+  /** Topology position (default: the next free one). Positions may be shared when given. */
+  readonly position?: number
+}
+
+/** A churn session length distribution, in virtual milliseconds. */
+export type SessionDistribution =
+  | { readonly kind: 'exponential'; readonly meanMs: number }
+  /** Heavy-tailed; `shape` > 1 so that the mean exists. */
+  | { readonly kind: 'pareto'; readonly meanMs: number; readonly shape: number }
+
+/** Options for {@link Simulator.startChurn}. */
+export interface ChurnOptions {
+  /** Poisson arrival rate. For a steady size N, use N / (mean session in seconds). */
+  readonly arrivalsPerSec: number
+  /** How long each arrival stays. */
+  readonly session: SessionDistribution
+  /** How an arrival picks its bootstrap: a uniformly random live (active) node. */
+  readonly bootstrap?: 'random-live'
+  /** Fraction of sessions that end in a graceful leave rather than a crash (default 0). */
+  readonly leaveFraction?: number
+}
+
+/** Churn counters. */
+export interface ChurnStats {
+  /** Nodes added by churn. */
+  readonly arrivals: number
+  /** Arrivals skipped because no node was active to bootstrap from. */
+  readonly skipped: number
+  /** Sessions ended by a crash. */
+  readonly crashes: number
+  /** Sessions ended by a graceful leave. */
+  readonly leaves: number
+}
+
+/** The simulation's summary; see {@link Simulator.report}. */
+export interface SimReport {
+  readonly seed: string
+  readonly simulatedMs: number
+  /** Events taken off the queue (inputs, stale timers, commands). */
+  readonly events: number
+  readonly traceHash: string
+  readonly nodes: {
+    readonly added: number
+    readonly alive: number
+    /** Alive and active: the oracle's live set. */
+    readonly live: number
+  }
+  readonly lookups: LookupSummary
+  /** Hops of first deliveries of lookups. */
+  readonly hops: HopsReport
+  /** Relative delay penalty of first deliveries away from the origin. */
+  readonly rdp: Distribution
+  readonly messages: MessageReport
+  /** Join-class messages per node told to join; null when none was. */
+  readonly joinMessagesPerNode: number | null
+  /** Maintenance-class messages per alive node per second, over the window (see `beginWindow`). */
+  readonly maintenancePerNodePerSec: number
+  /** Mean table sizes over live nodes, when a `tableStats` hook was given. */
+  readonly table: { readonly meanLeafSet: number; readonly meanRoutingTable: number } | null
+  readonly churn: ChurnStats
+  /** Node events by type. */
+  readonly nodeEvents: Record<string, number>
+  readonly failures: number
+}
+
+/** A node or observer threw: the run is not trustworthy past this point. Replay with `seed`. */
+export class SimulationError extends Error {
+  readonly seed: string
+  /** Virtual time of the failure. */
+  readonly time: number
+  /** The node being driven, or -1. */
+  readonly node: number
+  /** What the simulator was doing. */
+  readonly during: string
+
+  constructor(seed: string, time: number, node: number, during: string, cause: unknown) {
+    const what = cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause)
+    super(
+      `simulation failed (seed ${JSON.stringify(seed)}, t=${time} ms, ${node >= 0 ? `node ${node}` : 'no node'}, during ${during}): ${what}`,
+      { cause },
+    )
+    this.name = 'SimulationError'
+    this.seed = seed
+    this.time = time
+    this.node = node
+    this.during = during
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Internals
+
+/** Queue event kinds. Message kinds are MESSAGE_BASE + wire type code. */
+const K_TIMER = 1
+const K_COMMAND = 2
+const K_ARRIVAL = 3
+const K_DEPART = 4
+const K_MESSAGE_BASE = 32
+/** Trace-only kinds. */
+const H_VANISH = 5
+const H_START = 10
+const H_JOIN = 11
+const H_ROUTE = 12
+const H_CRASH = 13
+const H_RESTART = 14
+const H_LEAVE = 15
+const H_ADD = 16
+const H_PARTITION = 17
+const H_HEAL = 18
+const H_NETWORK = 19
+
+const ST_ALIVE = 1
+const ST_CRASHED = 2
+const ST_CLOSED = 3
+
+const ROUTE_CODE = TYPE_CODE.route
+const EMPTY = new Uint8Array(0)
+const MAX_FAILURES = 64
+/** Timeouts in a row at one instant after which a node is declared to be spinning. */
+const MAX_SPIN = 10_000
+
+const F64 = new Float64Array(1)
+const U32 = new Uint32Array(F64.buffer)
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
+const LO = LITTLE_ENDIAN ? 0 : 1
+const HI = LITTLE_ENDIAN ? 1 : 0
+
+/** Parses `sim:<n>` to n, or -1 for anything else. */
+function parseSimAddress(a: string): number {
+  const len = a.length
+  if (len < 5 || len > 14) return -1
+  if (a.charCodeAt(0) !== 115 || a.charCodeAt(1) !== 105 || a.charCodeAt(2) !== 109 || a.charCodeAt(3) !== 58)
+    return -1
+  if (len > 5 && a.charCodeAt(4) === 48) return -1
+  let n = 0
+  for (let k = 4; k < len; k++) {
+    const c = a.charCodeAt(k) - 48
+    if (c < 0 || c > 9) return -1
+    n = n * 10 + c
+  }
+  return n
+}
+
+interface Flow {
+  readonly lookup: number
+  readonly origin: number
+  readonly at: number[]
+  readonly delay: number[]
+}
+
+interface Block {
+  readonly a: Uint8Array
+  readonly b: Uint8Array
+  readonly symmetric: boolean
+}
+
+function checkRate(name: string, v: number | undefined): number {
+  const x = v ?? 0
+  if (!(x >= 0 && x <= 1)) throw new ConfigError(`${name} must be in [0, 1], got ${v}`)
+  return x
+}
+
+function isTopology(t: TopologySpec): t is Topology {
+  return typeof (t as Topology).latencyMs === 'function'
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+/**
+ * A deterministic discrete-event simulator of an overlay of nodes made by a factory. Make one per
+ * run; add nodes, issue commands, and run it forward in virtual time. Everything it reports is a
+ * function of the seed and the commands issued.
+ */
+export class Simulator<N extends SimNode = SimNode> {
+  /** The seed this run was made from. */
+  readonly seed: string
+  /** The latency model. */
+  readonly topology: Topology
+  /** The global truth: live membership, closest nodes, leaf sets, lookup verdicts. */
+  readonly oracle: Oracle
+  /** Raw counters; `report()` summarises them. */
+  readonly metrics = new SimMetrics()
+
+  readonly #createNode: (ctx: NodeContext) => N
+  readonly #onEvent: ((index: number, event: EventOf<N>, now: number) => void) | undefined
+  readonly #onProgress: ((progress: SimProgress) => void) | undefined
+  readonly #progressEvery: number
+  readonly #tableStats: ((node: N) => TableStats) | undefined
+  readonly #encode: boolean
+  readonly #codec: CodecOptions
+  readonly #queue: EventQueue
+  readonly #idRng: Rng
+  readonly #nodeRng: Rng
+  readonly #netRng: Rng
+  readonly #churnRng: Rng
+  #now = 0
+  #events = 0
+  #running = false
+  #hash = 0x811c9dc5 | 0
+  // Network.
+  #loss = 0
+  #duplicate = 0
+  #jitterMs = 0
+  #blocks: Block[] = []
+  // Nodes.
+  #count = 0
+  #cap = 0
+  #alive = 0
+  #nodes: (N | undefined)[] = []
+  #ids: Id[] = []
+  #addresses: string[] = []
+  #status = new Uint8Array(0)
+  #position = new Int32Array(0)
+  #incarnation = new Int32Array(0)
+  #armed = new Float64Array(0)
+  #timerSeq = new Float64Array(0)
+  #timerAt = new Float64Array(0)
+  #active = new Uint8Array(0)
+  /** Set when churn ends a node's session: its position is freed for reuse once it is down. */
+  #retireOnDown = new Uint8Array(0)
+  #retired = new Uint8Array(0)
+  readonly #idIndex = new Map<string, number>()
+  #nextPosition = 0
+  readonly #freePositions: number[] = []
+  // Failure context.
+  #cur = -1
+  #during = 'setup'
+  #spinNode = -1
+  #spinTime = Number.NaN
+  #spinCount = 0
+  readonly #failures: SimulationError[] = []
+  // Flows, events, churn.
+  readonly #flows = new Map<string, Flow>()
+  readonly #maxFlows: number
+  readonly #nodeEvents = new Map<string, number>()
+  #churn: ChurnOptions | undefined
+  /** Bumped by startChurn and stopChurn: older arrival events are void. */
+  #arrivalGen = 0
+  /** Bumped by stopChurn: older session ends are void. */
+  #sessionGen = 0
+  #churnArrivals = 0
+  #churnSkipped = 0
+  #churnCrashes = 0
+  #churnLeaves = 0
+
+  /** Makes a simulator at virtual time 0 with no nodes. Throws ConfigError for bad options. */
+  constructor(options: SimulatorOptions<N>) {
+    if (typeof options.seed !== 'string') throw new ConfigError('seed must be a string')
+    this.seed = options.seed
+    const root = createRng(options.seed)
+    this.#idRng = root.derive('ids')
+    this.#nodeRng = root.derive('nodes')
+    this.#netRng = root.derive('network')
+    this.#churnRng = root.derive('churn')
+    const t = options.topology
+    this.topology = isTopology(t) ? t : createTopology(t.kind, t.size, root.derive('topology'), t.options)
+    this.#createNode = options.createNode
+    this.#onEvent = options.onEvent
+    this.#onProgress = options.onProgress
+    this.#progressEvery = options.progressEveryEvents ?? 1 << 20
+    if (!Number.isInteger(this.#progressEvery) || this.#progressEvery < 1)
+      throw new ConfigError(`progressEveryEvents must be ≥ 1, got ${options.progressEveryEvents}`)
+    this.#tableStats = options.tableStats
+    this.#encode = options.encode ?? false
+    this.#codec = options.maxMessageBytes === undefined ? {} : { maxMessageBytes: options.maxMessageBytes }
+    this.#queue = new EventQueue(options.maxEvents)
+    this.#maxFlows = options.maxTrackedFlows ?? 1 << 20
+    if (!Number.isInteger(this.#maxFlows) || this.#maxFlows < 0)
+      throw new ConfigError(`maxTrackedFlows must be an integer ≥ 0, got ${options.maxTrackedFlows}`)
+    this.oracle = new Oracle(
+      (i) => this.#ids[i]!,
+      options.maxLookups === undefined ? {} : { maxLookups: options.maxLookups },
+    )
+    this.#setNetwork(options.network ?? {})
+    this.#grow(64)
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Getters
+
+  /** Current virtual time, in milliseconds. */
+  get now(): number {
+    return this.#now
+  }
+
+  /** Nodes ever added; indexes run from 0 to size - 1. */
+  get size(): number {
+    return this.#count
+  }
+
+  /** Nodes alive (added or restarted, and not crashed or closed). */
+  get aliveCount(): number {
+    return this.#alive
+  }
+
+  /** Events taken off the queue so far. */
+  get eventsProcessed(): number {
+    return this.#events
+  }
+
+  /** Events pending in the queue. */
+  get pending(): number {
+    return this.#queue.size
+  }
+
+  /** Failures recorded so far (at most 64), oldest first. */
+  get failures(): readonly SimulationError[] {
+    return this.#failures
+  }
+
+  /** Node `index`'s current instance, or undefined when it is crashed or closed. Stale after restart. */
+  node(index: number): N | undefined {
+    return this.#nodes[index]
+  }
+
+  /** Node `index`'s id. */
+  idOf(index: number): Id {
+    this.#checkIndex(index)
+    return this.#ids[index]!
+  }
+
+  /** Node `index`'s address, `sim:<index>`. */
+  addressOf(index: number): string {
+    this.#checkIndex(index)
+    return this.#addresses[index]!
+  }
+
+  /** The index named by a `sim:<index>` address, or undefined. */
+  indexOfAddress(address: string): number | undefined {
+    const i = parseSimAddress(address)
+    return i >= 0 && i < this.#count ? i : undefined
+  }
+
+  /** The index of the node with `id`, or undefined. */
+  indexOfId(id: Id): number | undefined {
+    return this.#idIndex.get(id.toHex())
+  }
+
+  /** True when node `index` is alive (its instance receives messages and timers). */
+  isAlive(index: number): boolean {
+    return this.#status[index] === ST_ALIVE
+  }
+
+  /** Node `index`'s topology position. */
+  positionOf(index: number): number {
+    this.#checkIndex(index)
+    return this.#position[index]!
+  }
+
+  /** One-way link latency between nodes `a` and `b`, without jitter. */
+  latencyMs(a: number, b: number): number {
+    this.#checkIndex(a)
+    this.#checkIndex(b)
+    return this.topology.latencyMs(this.#position[a]!, this.#position[b]!)
+  }
+
+  /**
+   * The run's trace hash so far, 8 hex digits: 32-bit FNV-1a over every processed input. Compare
+   * two runs from one seed; any divergence changes it.
+   */
+  traceHash(): string {
+    return (this.#hash >>> 0).toString(16).padStart(8, '0')
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Commands. Each runs at the current virtual time; `at` schedules one for later.
+
+  /**
+   * Adds a node, made by the factory, and returns its index. It starts `idle`: call `start` (the
+   * first node) or `join`. Throws ConfigError for a duplicate id or when no position is free.
+   */
+  addNode(options: AddNodeOptions = {}): number {
+    let id = options.id
+    if (id !== undefined) {
+      if (this.#idIndex.has(id.toHex()))
+        throw new ConfigError(`id ${id.toHex()} is already node ${this.#idIndex.get(id.toHex())}`)
+    } else {
+      do id = randomId(this.#idRng)
+      while (this.#idIndex.has(id.toHex()))
+    }
+    let position = options.position
+    if (position === undefined) position = this.#allocatePosition()
+    else if (!Number.isInteger(position) || position < 0 || position >= this.topology.size)
+      throw new ConfigError(`position ${position} is outside the topology's ${this.topology.size} positions`)
+    const i = this.#count
+    if (i === this.#cap) this.#grow(this.#cap * 2)
+    this.#count++
+    this.#ids[i] = id
+    this.#addresses[i] = `sim:${i}`
+    this.#position[i] = position
+    this.#idIndex.set(id.toHex(), i)
+    this.#trace(H_ADD, i, position, 0)
+    this.#spawn(i)
+    return i
+  }
+
+  /** Starts node `index` as the first node of a new overlay. */
+  start(index: number): void {
+    const node = this.#requireAlive(index)
+    this.#trace(H_START, index, -1, 0)
+    this.#cur = index
+    this.#during = 'start'
+    try {
+      node.start(this.#now)
+      this.#afterInput(index, node)
+    } catch (e) {
+      throw this.#failure(e)
+    }
+  }
+
+  /** Tells node `index` to join through the given bootstrap nodes. */
+  join(index: number, bootstrap: readonly number[]): void {
+    const node = this.#requireAlive(index)
+    const addresses = bootstrap.map((b) => this.addressOf(b))
+    this.#trace(H_JOIN, index, bootstrap[0] ?? -1, bootstrap.length)
+    this.metrics.joins++
+    this.#cur = index
+    this.#during = 'join'
+    try {
+      node.join(this.#now, addresses)
+      this.#afterInput(index, node)
+    } catch (e) {
+      throw this.#failure(e)
+    }
+  }
+
+  /**
+   * Routes `key` from node `from` and returns the origin's msgId. The oracle records it as a lookup
+   * and judges its deliveries; its hops and RDP go to the metrics.
+   */
+  route(from: number, key: Id, app = 'sim', payload: Uint8Array = EMPTY): number {
+    const node = this.#requireAlive(from)
+    this.#trace(H_ROUTE, from, -1, key.w3)
+    this.#cur = from
+    this.#during = 'route'
+    try {
+      const msgId = node.route(this.#now, key, app, payload)
+      const lookup = this.oracle.issue(from, msgId, key, this.#now)
+      const fk = `${this.#addresses[from]!}|${key.toHex()}`
+      if (this.#maxFlows > 0 && !this.#flows.has(fk)) {
+        if (this.#flows.size >= this.#maxFlows) {
+          const oldest = this.#flows.keys().next()
+          if (oldest.done !== true) this.#flows.delete(oldest.value)
+        }
+        this.#flows.set(fk, { lookup, origin: from, at: [], delay: [] })
+      }
+      this.#afterInput(from, node)
+      return msgId
+    } catch (e) {
+      throw this.#failure(e)
+    }
+  }
+
+  /** Tells node `index` to leave gracefully. It is retired once it reports `closed`. */
+  leave(index: number): void {
+    const node = this.#requireAlive(index)
+    this.#trace(H_LEAVE, index, -1, 0)
+    this.#cur = index
+    this.#during = 'leave'
+    try {
+      node.leave(this.#now)
+      this.#afterInput(index, node)
+    } catch (e) {
+      throw this.#failure(e)
+    }
+  }
+
+  /**
+   * Crashes node `index` without notice: it receives nothing more, its timer is dead, and it is never
+   * polled again. Its peers find out only through the protocol.
+   */
+  crash(index: number): void {
+    this.#requireAlive(index)
+    this.#trace(H_CRASH, index, -1, 0)
+    this.#down(index, ST_CRASHED)
+  }
+
+  /**
+   * Brings a crashed or closed node back as a fresh instance with the same id and address, `idle`:
+   * call `join` next. Throws ConfigError if it is alive or its position went to another node.
+   */
+  restart(index: number): void {
+    this.#checkIndex(index)
+    if (this.#status[index] === ST_ALIVE) throw new ConfigError(`node ${index} is alive; crash it first`)
+    if (this.#retired[index] === 1)
+      throw new ConfigError(`node ${index} ended its churn session; its position is free for reuse`)
+    this.#incarnation[index]!++
+    this.#trace(H_RESTART, index, -1, this.#incarnation[index]!)
+    this.#spawn(index)
+  }
+
+  /**
+   * Cuts the network between two groups of node indexes until `heal()`. Symmetric by default;
+   * `{ symmetric: false }` blocks only A→B. Checked at send time; messages in flight still arrive.
+   */
+  partition(
+    groupA: readonly number[],
+    groupB: readonly number[],
+    options: { readonly symmetric?: boolean } = {},
+  ): void {
+    const a = new Uint8Array(this.#count)
+    const b = new Uint8Array(this.#count)
+    for (const i of groupA) {
+      this.#checkIndex(i)
+      a[i] = 1
+    }
+    for (const i of groupB) {
+      this.#checkIndex(i)
+      b[i] = 1
+    }
+    const symmetric = options.symmetric ?? true
+    this.#blocks.push({ a, b, symmetric })
+    this.#trace(H_PARTITION, groupA.length, groupB.length, symmetric ? 1 : 0)
+  }
+
+  /** Removes every partition. Loss, duplication and jitter stay: see `setNetwork`. */
+  heal(): void {
+    this.#blocks = []
+    this.#trace(H_HEAL, -1, -1, 0)
+  }
+
+  /** Replaces the loss, duplication and jitter settings (omitted fields become 0). */
+  setNetwork(options: NetworkOptions): void {
+    this.#setNetwork(options)
+    this.#trace(H_NETWORK, -1, -1, 0)
+  }
+
+  /** The current network settings. */
+  get network(): Required<NetworkOptions> {
+    return { loss: this.#loss, duplicate: this.#duplicate, jitterMs: this.#jitterMs }
+  }
+
+  /**
+   * Starts churn: Poisson arrivals at `arrivalsPerSec`, each a new node joining through a random live
+   * node and staying for a session drawn from `session`, then crashing (or leaving, for
+   * `leaveFraction` of them). Replaces the arrival process of any churn already running; sessions
+   * already scheduled still end. A node whose session ended frees its topology position, and cannot
+   * be restarted. When no node is active to join through, an arrival is skipped (or, with no node
+   * alive at all, starts a new overlay).
+   */
+  startChurn(options: ChurnOptions): void {
+    if (!(options.arrivalsPerSec > 0 && Number.isFinite(options.arrivalsPerSec)))
+      throw new ConfigError(`arrivalsPerSec must be > 0, got ${options.arrivalsPerSec}`)
+    const s = options.session
+    if (!(s.meanMs > 0 && Number.isFinite(s.meanMs)))
+      throw new ConfigError(`the session mean must be > 0 ms, got ${s.meanMs}`)
+    if (s.kind === 'pareto' && !(s.shape > 1))
+      throw new ConfigError(`a Pareto session needs shape > 1 for a finite mean, got ${s.shape}`)
+    if (s.kind !== 'exponential' && s.kind !== 'pareto')
+      throw new ConfigError(`unknown session distribution ${JSON.stringify((s as { kind: string }).kind)}`)
+    checkRate('leaveFraction', options.leaveFraction)
+    if ((options.bootstrap ?? 'random-live') !== 'random-live')
+      throw new ConfigError(`unknown bootstrap policy ${JSON.stringify(options.bootstrap)}`)
+    this.#churn = options
+    const gen = ++this.#arrivalGen
+    this.#queue.push(this.#now + this.#interarrival(), K_ARRIVAL, -1, -1, gen, undefined)
+  }
+
+  /**
+   * Stops churn: no more arrivals, and sessions not yet ended no longer end. Call it before a healed
+   * phase in which the overlay must converge.
+   */
+  stopChurn(): void {
+    this.#churn = undefined
+    this.#arrivalGen++
+    this.#sessionGen++
+  }
+
+  /** Runs `action` at virtual time `time` (≥ now), after the events already queued for that time. */
+  at(time: number, action: (sim: this) => void): void {
+    if (!(time >= this.#now)) throw new ConfigError(`cannot schedule at ${time}, before now (${this.#now})`)
+    this.#queue.push(time, K_COMMAND, -1, -1, 0, action)
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Running
+
+  /** Processes every event up to and including `time`, then sets the clock to `time`. */
+  runUntil(time: number): void
+  /**
+   * Processes events until `predicate` holds (checked before the first and after every event) or the
+   * next event is past `maxTime`. Returns whether the predicate held; if not, the clock ends at
+   * `maxTime`.
+   */
+  runUntil(predicate: (sim: this) => boolean, maxTime: number): boolean
+  runUntil(arg: number | ((sim: this) => boolean), maxTime?: number): boolean | undefined {
+    if (typeof arg === 'function') {
+      const limit = this.#checkTime(maxTime ?? Number.NaN)
+      if (arg(this)) return true
+      const ok = this.#run(limit, arg)
+      if (!ok) this.#advance(limit)
+      return ok
+    }
+    const limit = this.#checkTime(arg)
+    this.#run(limit, undefined)
+    this.#advance(limit)
+    return undefined
+  }
+
+  /** Runs for `ms` of virtual time from now. */
+  runFor(ms: number): void {
+    if (!(ms >= 0)) throw new ConfigError(`runFor needs ms ≥ 0, got ${ms}`)
+    this.runUntil(this.#now + ms)
+  }
+
+  /**
+   * Runs until no event is pending or the next is past `maxTime`. Returns true when the queue
+   * emptied (the clock then stays at the last event), false when `maxTime` came first.
+   */
+  runUntilIdle(maxTime: number): boolean {
+    const limit = this.#checkTime(maxTime)
+    this.#run(limit, undefined)
+    if (this.#queue.size === 0) return true
+    this.#advance(limit)
+    return false
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Reporting
+
+  /** Opens a new window for `maintenancePerNodePerSec`, at the current time. */
+  beginWindow(): void {
+    this.metrics.beginWindow(this.#now)
+  }
+
+  /**
+   * The run's summary so far. It walks the live nodes (for `tableStats`) and sorts the RDP samples,
+   * so call it at checkpoints, not per event. Stale as soon as the run goes on.
+   */
+  report(): SimReport {
+    let table: SimReport['table'] = null
+    if (this.#tableStats !== undefined) {
+      let leaf = 0
+      let rt = 0
+      let n = 0
+      for (const i of this.oracle.liveIndexes()) {
+        const node = this.#nodes[i]
+        if (node === undefined) continue
+        const s = this.#tableStats(node)
+        leaf += s.leafSet
+        rt += s.routingTable
+        n++
+      }
+      table = { meanLeafSet: n === 0 ? 0 : leaf / n, meanRoutingTable: n === 0 ? 0 : rt / n }
+    }
+    const joinMessages = this.metrics.classTotal('join')
+    return {
+      seed: this.seed,
+      simulatedMs: this.#now,
+      events: this.#events,
+      traceHash: this.traceHash(),
+      nodes: { added: this.#count, alive: this.#alive, live: this.oracle.liveCount },
+      lookups: this.oracle.summary(),
+      hops: this.metrics.hops(),
+      rdp: this.metrics.rdp(),
+      messages: this.metrics.messages(this.#count),
+      joinMessagesPerNode: this.metrics.joins === 0 ? null : joinMessages / this.metrics.joins,
+      maintenancePerNodePerSec: this.metrics.maintenancePerNodePerSec(this.#now),
+      table,
+      churn: this.churnStats(),
+      nodeEvents: Object.fromEntries(this.#nodeEvents),
+      failures: this.#failures.length,
+    }
+  }
+
+  /** Churn counters so far; stale as soon as the run goes on. */
+  churnStats(): ChurnStats {
+    return {
+      arrivals: this.#churnArrivals,
+      skipped: this.#churnSkipped,
+      crashes: this.#churnCrashes,
+      leaves: this.#churnLeaves,
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The loop
+
+  #run(limit: number, predicate: ((sim: this) => boolean) | undefined): boolean {
+    if (this.#running)
+      throw new ConfigError('the simulator is already running: call run* only from outside it')
+    this.#running = true
+    const q = this.#queue
+    try {
+      while (q.size > 0 && q.peekTime() <= limit) {
+        q.pop()
+        this.#now = q.topTime
+        this.#events++
+        try {
+          this.#dispatch(q)
+        } catch (e) {
+          throw this.#failure(e)
+        }
+        if (this.#onProgress !== undefined && this.#events % this.#progressEvery === 0) {
+          this.#onProgress({
+            now: this.#now,
+            events: this.#events,
+            pending: q.size,
+            alive: this.#alive,
+            live: this.oracle.liveCount,
+          })
+        }
+        if (predicate?.(this)) return true
+      }
+      return false
+    } finally {
+      this.#running = false
+    }
+  }
+
+  #dispatch(q: EventQueue): void {
+    const kind = q.topKind
+    if (kind >= K_MESSAGE_BASE) {
+      this.#arrive(q.topNode, q.topFrom, kind - K_MESSAGE_BASE, q.topObj, q.topAux)
+      return
+    }
+    switch (kind) {
+      case K_TIMER:
+        this.#fire(q.topNode, q.topSeq)
+        return
+      case K_COMMAND:
+        this.#cur = -1
+        this.#during = 'a scheduled command'
+        ;(q.topObj as (sim: this) => void)(this)
+        return
+      case K_ARRIVAL:
+        if (q.topAux === this.#arrivalGen) this.#arrival()
+        return
+      case K_DEPART:
+        if (q.topAux === this.#sessionGen) this.#depart(q.topNode, q.topFrom)
+        return
+    }
+  }
+
+  #arrive(to: number, from: number, code: number, obj: unknown, pathDelay: number): void {
+    const m = this.metrics
+    if (this.#status[to] !== ST_ALIVE) {
+      m.vanished[code]!++
+      this.#trace(H_VANISH, to, from, code)
+      return
+    }
+    const node = this.#nodes[to]!
+    this.#cur = to
+    this.#during = 'handleMessage'
+    let message: Message
+    if (this.#encode) {
+      const r = decodeMessage(obj as Uint8Array, this.#codec)
+      if (!r.ok) throw new Error(`the codec rejected a frame it encoded: ${r.error.code}: ${r.error.message}`)
+      message = r.message
+    } else message = obj as Message
+    m.arrived[code]!++
+    this.#trace(K_MESSAGE_BASE, to, from, code)
+    if (!Number.isNaN(pathDelay)) this.#flowArrive(to, message, pathDelay)
+    node.handleMessage(this.#now, message)
+    this.#afterInput(to, node)
+  }
+
+  #fire(i: number, seq: number): void {
+    if (this.#timerSeq[i] !== seq) return // stale: re-armed earlier, or crashed/restarted since
+    this.#timerSeq[i] = -1
+    if (this.#status[i] !== ST_ALIVE) return
+    const armed = this.#armed[i]!
+    if (Number.isNaN(armed)) return // disarmed
+    const now = this.#now
+    if (armed > now) {
+      // Re-armed later since this event was queued: sleep again.
+      this.#timerAt[i] = armed
+      this.#timerSeq[i] = this.#queue.push(armed, K_TIMER, i, -1, armed, undefined)
+      return
+    }
+    if (this.#spinNode === i && this.#spinTime === now) {
+      if (++this.#spinCount > MAX_SPIN)
+        throw new Error(`node keeps its deadline at or before now: ${MAX_SPIN} timeouts at t=${now}`)
+    } else {
+      this.#spinNode = i
+      this.#spinTime = now
+      this.#spinCount = 0
+    }
+    const node = this.#nodes[i]!
+    this.#cur = i
+    this.#during = 'handleTimeout'
+    this.#trace(K_TIMER, i, -1, 0)
+    this.#armed[i] = Number.NaN
+    node.handleTimeout(now)
+    this.#afterInput(i, node)
+  }
+
+  /** Steps 0-3 of the driver loop, after any input to node i. */
+  #afterInput(i: number, node: N): void {
+    this.#syncActive(i, node.state)
+    const nodes = this.#nodes
+    let t: SimTransmit | undefined
+    while (nodes[i] === node && (t = node.pollTransmit()) !== undefined) this.#transmit(i, t)
+    let e: EventOf<N> | undefined
+    while (nodes[i] === node && (e = node.pollEvent() as EventOf<N> | undefined) !== undefined)
+      this.#observe(i, e)
+    if (nodes[i] !== node) return // crashed or restarted by an observer
+    if (node.state === 'closed') {
+      this.#down(i, ST_CLOSED)
+      return
+    }
+    this.#arm(i, node.nextDeadline())
+  }
+
+  #syncActive(i: number, state: string): void {
+    const active = state === 'active' ? 1 : 0
+    if (this.#active[i] === active) return
+    this.#active[i] = active
+    if (active === 1) this.oracle.add(i)
+    else this.oracle.remove(i)
+  }
+
+  #arm(i: number, deadline: number | undefined): void {
+    if (deadline === undefined) {
+      this.#armed[i] = Number.NaN
+      return
+    }
+    this.#armed[i] = deadline
+    const at = deadline > this.#now ? deadline : this.#now
+    if (this.#timerSeq[i]! >= 0 && this.#timerAt[i]! <= at) return // the queued wake-up comes first
+    this.#timerAt[i] = at
+    this.#timerSeq[i] = this.#queue.push(at, K_TIMER, i, -1, deadline, undefined)
+  }
+
+  #transmit(from: number, t: SimTransmit): void {
+    const message = t.message
+    const code = TYPE_CODE[message.type]
+    const m = this.metrics
+    m.sent[code]!++
+    let obj: unknown = message
+    if (this.#encode) {
+      const frame = encodeMessage(message, this.#codec)
+      m.sentBytes[code]! += frame.length
+      obj = frame
+    } else m.sentBytes[code]! += messageSize(message)
+    const to = parseSimAddress(t.to)
+    if (to < 0 || to >= this.#count) {
+      m.vanished[code]!++
+      return
+    }
+    if (this.#blocks.length > 0 && this.#blocked(from, to)) {
+      m.partitioned[code]!++
+      return
+    }
+    const net = this.#netRng
+    if (this.#loss > 0 && net.float() < this.#loss) {
+      m.lost[code]!++
+      return
+    }
+    const link = this.topology.latencyMs(this.#position[from]!, this.#position[to]!)
+    const base = code === ROUTE_CODE && this.#flows.size > 0 ? this.#flowBase(from, message) : Number.NaN
+    const jitter = this.#jitterMs
+    const q = this.#queue
+    let d = jitter > 0 ? link + net.float() * jitter : link
+    q.push(this.#now + d, K_MESSAGE_BASE + code, to, from, base + d, obj)
+    if (this.#duplicate > 0 && net.float() < this.#duplicate) {
+      m.duplicated[code]!++
+      d = jitter > 0 ? link + net.float() * jitter : link
+      q.push(this.#now + d, K_MESSAGE_BASE + code, to, from, base + d, obj)
+    }
+  }
+
+  #blocked(from: number, to: number): boolean {
+    for (const { a, b, symmetric } of this.#blocks) {
+      if (a[from] === 1 && b[to] === 1) return true
+      if (symmetric && b[from] === 1 && a[to] === 1) return true
+    }
+    return false
+  }
+
+  #observe(i: number, e: EventOf<N>): void {
+    const type = e.type
+    this.#nodeEvents.set(type, (this.#nodeEvents.get(type) ?? 0) + 1)
+    if (type === 'deliver') this.#delivered(i, e as unknown as SimDeliverEvent)
+    else if (type === 'routeFailed') this.oracle.recordFailure(i, (e as unknown as SimRouteFailedEvent).msgId)
+    if (this.#onEvent !== undefined) {
+      const during = this.#during
+      this.#during = 'onEvent'
+      this.#onEvent(i, e, this.#now)
+      this.#during = during
+    }
+  }
+
+  #delivered(i: number, e: SimDeliverEvent): void {
+    const originAddress = e.origin.address
+    let origin = parseSimAddress(originAddress)
+    if (origin >= this.#count) origin = -1
+    const k = this.oracle.recordDelivery(i, this.#active[i] === 1, origin, e.msgId, e.key, this.#now, e.hops)
+    if (k < 0) return
+    this.metrics.recordHops(e.hops)
+    const fk = `${originAddress}|${e.key.toHex()}`
+    const flow = this.#flows.get(fk)
+    if (flow === undefined || flow.lookup !== k) return
+    this.#flows.delete(fk)
+    if (i === origin) return
+    const at = flow.at.indexOf(i)
+    if (at < 0) return
+    const direct = this.topology.latencyMs(this.#position[origin]!, this.#position[i]!)
+    if (direct > 0) this.metrics.recordRdp(flow.delay[at]! / direct)
+  }
+
+  /** The path delay at `from` of the flow a `route` message belongs to; NaN when untracked. */
+  #flowBase(from: number, message: Message): number {
+    if (message.type !== 'route') return Number.NaN
+    const flow = this.#flows.get(`${message.origin.address}|${message.key.toHex()}`)
+    if (flow === undefined) return Number.NaN
+    const at = flow.at.indexOf(from)
+    if (at >= 0) return flow.delay[at]!
+    return from === flow.origin ? 0 : Number.NaN
+  }
+
+  #flowArrive(to: number, message: Message, delay: number): void {
+    if (message.type !== 'route') return
+    const flow = this.#flows.get(`${message.origin.address}|${message.key.toHex()}`)
+    if (flow === undefined) return
+    const at = flow.at.indexOf(to)
+    if (at >= 0) flow.delay[at] = delay
+    else {
+      flow.at.push(to)
+      flow.delay.push(delay)
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Node lifecycle
+
+  #spawn(i: number): void {
+    const id = this.#ids[i]!
+    const address = this.#addresses[i]!
+    const ctx: NodeContext = {
+      id,
+      address,
+      rng: this.#nodeRng.derive(`${i}.${this.#incarnation[i]!}`),
+      now: this.#now,
+      index: i,
+    }
+    this.#cur = i
+    this.#during = 'createNode'
+    let node: N
+    try {
+      node = this.#createNode(ctx)
+    } catch (e) {
+      throw this.#failure(e)
+    }
+    if (!node.id.equals(id) || node.address !== address)
+      throw new ConfigError(`createNode must use the id and address it is given (node ${i}, ${address})`)
+    this.#nodes[i] = node
+    this.#status[i] = ST_ALIVE
+    this.#timerSeq[i] = -1
+    this.#armed[i] = Number.NaN
+    this.#active[i] = 0
+    this.#alive++
+    this.metrics.setAlive(this.#now, this.#alive)
+    try {
+      this.#afterInput(i, node)
+    } catch (e) {
+      throw this.#failure(e)
+    }
+  }
+
+  #down(i: number, status: number): void {
+    this.#nodes[i] = undefined
+    this.#status[i] = status
+    this.#timerSeq[i] = -1
+    this.#armed[i] = Number.NaN
+    if (this.#active[i] === 1) {
+      this.#active[i] = 0
+      this.oracle.remove(i)
+    }
+    this.#alive--
+    this.metrics.setAlive(this.#now, this.#alive)
+    if (this.#retireOnDown[i] === 1 && this.#retired[i] === 0) {
+      this.#retired[i] = 1
+      this.#freePositions.push(this.#position[i]!)
+    }
+  }
+
+  #allocatePosition(): number {
+    if (this.#nextPosition < this.topology.size) return this.#nextPosition++
+    const p = this.#freePositions.pop()
+    if (p !== undefined) return p
+    throw new ConfigError(
+      `the topology's ${this.topology.size} positions are all taken; give a larger topology`,
+    )
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Churn
+
+  #interarrival(): number {
+    const rate = this.#churn!.arrivalsPerSec
+    return (-Math.log(1 - this.#churnRng.float()) * 1000) / rate
+  }
+
+  #session(): number {
+    const s = this.#churn!.session
+    const u = this.#churnRng.float()
+    if (s.kind === 'exponential') return -s.meanMs * Math.log(1 - u)
+    const xm = (s.meanMs * (s.shape - 1)) / s.shape
+    return xm / (1 - u) ** (1 / s.shape)
+  }
+
+  #arrival(): void {
+    const churn = this.#churn!
+    const gen = this.#arrivalGen
+    this.#cur = -1
+    this.#during = 'churn arrival'
+    const bootstrap = this.oracle.randomLive(this.#churnRng)
+    if (bootstrap === undefined && this.#alive > 0) this.#churnSkipped++
+    else {
+      const i = this.addNode()
+      this.#churnArrivals++
+      if (bootstrap === undefined) this.start(i)
+      else this.join(i, [bootstrap])
+      const leave = this.#churnRng.float() < (churn.leaveFraction ?? 0) ? 1 : 0
+      const end = this.#now + this.#session()
+      // from = incarnation, node = i; the crash-or-leave choice rides in the sign of the incarnation.
+      this.#queue.push(
+        end,
+        K_DEPART,
+        i,
+        leave === 1 ? -1 - this.#incarnation[i]! : this.#incarnation[i]!,
+        this.#sessionGen,
+        undefined,
+      )
+    }
+    if (this.#arrivalGen === gen)
+      this.#queue.push(this.#now + this.#interarrival(), K_ARRIVAL, -1, -1, gen, undefined)
+  }
+
+  #depart(i: number, tag: number): void {
+    const leave = tag < 0
+    const incarnation = leave ? -1 - tag : tag
+    if (this.#status[i] !== ST_ALIVE || this.#incarnation[i] !== incarnation) return
+    this.#retireOnDown[i] = 1
+    if (leave) {
+      this.#churnLeaves++
+      this.leave(i)
+    } else {
+      this.#churnCrashes++
+      this.crash(i)
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Helpers
+
+  #setNetwork(options: NetworkOptions): void {
+    const loss = checkRate('loss', options.loss)
+    const duplicate = checkRate('duplicate', options.duplicate)
+    const jitterMs = options.jitterMs ?? 0
+    if (!(jitterMs >= 0 && Number.isFinite(jitterMs)))
+      throw new ConfigError(`jitterMs must be ≥ 0, got ${options.jitterMs}`)
+    this.#loss = loss
+    this.#duplicate = duplicate
+    this.#jitterMs = jitterMs
+  }
+
+  #checkIndex(index: number): void {
+    if (!Number.isInteger(index) || index < 0 || index >= this.#count)
+      throw new ConfigError(`no node ${index}; nodes are 0..${this.#count - 1}`)
+  }
+
+  #requireAlive(index: number): N {
+    this.#checkIndex(index)
+    const node = this.#nodes[index]
+    if (node === undefined || this.#status[index] !== ST_ALIVE)
+      throw new ConfigError(`node ${index} is ${this.#status[index] === ST_CRASHED ? 'crashed' : 'closed'}`)
+    return node
+  }
+
+  #checkTime(time: number): number {
+    if (!(time >= this.#now)) throw new ConfigError(`cannot run to ${time}: time is already ${this.#now}`)
+    return time
+  }
+
+  #advance(time: number): void {
+    if (Number.isFinite(time) && time > this.#now) this.#now = time
+  }
+
+  #failure(e: unknown): SimulationError {
+    if (e instanceof SimulationError) return e
+    const err = new SimulationError(this.seed, this.#now, this.#cur, this.#during, e)
+    if (this.#failures.length < MAX_FAILURES) this.#failures.push(err)
+    return err
+  }
+
+  /** FNV-1a over (time, kind, node, from, code), byte by byte. */
+  #trace(kind: number, node: number, from: number, code: number): void {
+    F64[0] = this.#now
+    let h = this.#hash
+    h = mix(h, U32[LO]!)
+    h = mix(h, U32[HI]!)
+    h = mix(h, kind)
+    h = mix(h, node)
+    h = mix(h, from)
+    h = mix(h, code)
+    this.#hash = h
+  }
+
+  #grow(cap: number): void {
+    const u8 = (a: Uint8Array) => {
+      const b = new Uint8Array(cap)
+      b.set(a)
+      return b
+    }
+    const i32 = (a: Int32Array) => {
+      const b = new Int32Array(cap)
+      b.set(a)
+      return b
+    }
+    const f64 = (a: Float64Array) => {
+      const b = new Float64Array(cap)
+      b.set(a)
+      return b
+    }
+    this.#status = u8(this.#status)
+    this.#position = i32(this.#position)
+    this.#incarnation = i32(this.#incarnation)
+    this.#armed = f64(this.#armed)
+    this.#timerSeq = f64(this.#timerSeq)
+    this.#timerAt = f64(this.#timerAt)
+    this.#active = u8(this.#active)
+    this.#retireOnDown = u8(this.#retireOnDown)
+    this.#retired = u8(this.#retired)
+    this.#cap = cap
+  }
+}
+
+function mix(h: number, w: number): number {
+  h = Math.imul(h ^ (w & 0xff), 0x01000193)
+  h = Math.imul(h ^ ((w >>> 8) & 0xff), 0x01000193)
+  h = Math.imul(h ^ ((w >>> 16) & 0xff), 0x01000193)
+  return Math.imul(h ^ (w >>> 24), 0x01000193)
+}

@@ -1,0 +1,118 @@
+/*
+ * Theory of operation
+ *
+ * The size of a message's frame, computed from the catalogue without encoding it. The simulator
+ * counts bytes with it when `encode` is off. The walk mirrors the codec (wire/shape.ts and cbor-x):
+ * a frame is the CBOR array `[version, code, from, ...fields]`; a record or handle is an array of its
+ * fields; an id is a 16-byte byte string; an absent optional field is `null` (one byte); integers,
+ * strings, byte strings and arrays take CBOR's shortest head (1, 2, 3, 5 or 9 bytes). For a valid
+ * message the result equals `encodeMessage(message).length` (the tests compare them); it never
+ * validates, so it is cheap and never throws on the hot path.
+ */
+import { MESSAGES, type Message } from '@pastry/core'
+
+interface Spec {
+  readonly kind: string
+  readonly of?: Spec
+  readonly fields?: { readonly [name: string]: Spec }
+}
+
+/** Per message type, its fields in wire order as (name, spec) pairs: walked without `for...in`. */
+const LAYOUT: { [type: string]: { readonly names: readonly string[]; readonly specs: readonly Spec[] } } = {}
+for (const [type, spec] of Object.entries(MESSAGES)) {
+  const fields = spec.fields as { readonly [name: string]: Spec }
+  LAYOUT[type] = { names: Object.keys(fields), specs: Object.values(fields) }
+}
+
+/** Bytes of a CBOR head for argument `n`. */
+function head(n: number): number {
+  return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : n <= 0xffffffff ? 5 : 9
+}
+
+/** UTF-8 length of a string (lone surrogates count 3 bytes, as a replacement character would). */
+function utf8Bytes(s: string): number {
+  let n = s.length
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c < 0x80) continue
+    if (c < 0x800) n += 1
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1)
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n += 2
+        i++
+      } else n += 2
+    } else n += 2
+  }
+  return n
+}
+
+function textSize(s: string): number {
+  const n = utf8Bytes(s)
+  return head(n) + n
+}
+
+function handleSize(h: { readonly address: string }): number {
+  // [id, address]: array head, 16-byte byte string, text.
+  return 1 + 17 + textSize(h.address)
+}
+
+function fieldSize(spec: Spec, v: unknown): number {
+  switch (spec.kind) {
+    case 'uint':
+      return head(v as number)
+    case 'bool':
+      return 1
+    case 'text':
+      return textSize(v as string)
+    case 'bytes': {
+      const n = (v as Uint8Array).length
+      return head(n) + n
+    }
+    case 'id':
+      return 17
+    case 'handle':
+      return handleSize(v as { readonly address: string })
+    case 'list': {
+      const items = v as readonly unknown[]
+      let n = head(items.length)
+      const of = spec.of!
+      if (of.kind === 'handle') {
+        for (let i = 0; i < items.length; i++) n += handleSize(items[i] as { readonly address: string })
+      } else {
+        for (let i = 0; i < items.length; i++) n += fieldSize(of, items[i])
+      }
+      return n
+    }
+    case 'record': {
+      const fields = spec.fields!
+      const r = v as { readonly [name: string]: unknown }
+      let n = 0
+      let count = 0
+      for (const name in fields) {
+        n += fieldSize(fields[name]!, r[name])
+        count++
+      }
+      return head(count) + n
+    }
+    case 'optional':
+      return v === undefined || v === null ? 1 : fieldSize(spec.of!, v)
+    default:
+      return 0
+  }
+}
+
+/**
+ * The encoded size in bytes of `message`, without encoding it. Call it to count bytes when messages
+ * are passed as objects; equal to `encodeMessage(message).length` for any valid message.
+ */
+export function messageSize(message: Message): number {
+  const layout = LAYOUT[message.type]
+  if (layout === undefined) return 0
+  const m = message as unknown as { readonly [name: string]: unknown }
+  const { names, specs } = layout
+  // Array head, version, type code (both < 24), sender handle.
+  let n = head(3 + names.length) + 1 + 1 + handleSize(message.from)
+  for (let i = 0; i < names.length; i++) n += fieldSize(specs[i]!, m[names[i]!])
+  return n
+}
