@@ -6,8 +6,11 @@
  * - `createTopology`: sphere, plane and uniform latency models, drawn from a seed.
  * - `seedFromEnv`: the seed of a run, replayable with `PASTRY_SEED`.
  *
- * The README expands on each, and on what is still to come (the discrete-event simulator, the
- * in-memory transport and the transport conformance suite).
+ * - `Simulator`: the deterministic discrete-event simulator (faults, churn, oracle, metrics), and
+ *   `runProtocolExperiment`, a whole join / settle / fail / churn / lookup run over it.
+ *
+ * The README expands on each, and on what is still to come (the in-memory transport and the
+ * transport conformance suite).
  */
 
 export {
