@@ -1089,7 +1089,7 @@ export class PastryNode implements ProtocolNode {
     })
     const peer = this.#peers.get(hex)
     if (peer !== undefined) peer.suspected = false
-    if (failed || inLeafSet) this.#events.push({ type: 'nodeFailed', node: n })
+    if (failed) this.#events.push({ type: 'nodeFailed', node: n })
     if (inLeafSet) {
       this.#leafSetChanged(now, before)
       // Refill the hole from the farthest live member on that side.

@@ -52,7 +52,6 @@ export interface Delivery {
 /** Why a routed message was given up on. */
 export type RouteFailureReason =
   | 'attempts-exhausted' // every transmission went unacknowledged
-  | 'no-route' // no live node to forward to, and this node may not deliver
   | 'hop-limit' // the message would exceed the wire's hop limit
   | 'overloaded' // too many messages in flight or held
   | 'closed' // the node stopped with the message still in its care

@@ -1,0 +1,714 @@
+// The node state machine through its public API: lifecycle and contract, join, the routing API and
+// determinism. Overlays run in virtual time on the small driver in `_driver.ts`; an oracle (bigint
+// brute force) says which node should deliver each key and what every leaf set should be.
+// Every randomised test derives its rng from SEED: PASTRY_SEED=<seed> replays a run (STYLE.md, 7).
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import {
+  ConfigError,
+  createRng,
+  DEFAULT_PROTOCOL_CONFIG,
+  type ForwardDecision,
+  Id,
+  IllegalStateError,
+  type Message,
+  type NodeEvent,
+  PastryError,
+  PastryNode,
+  type ProtocolConfig,
+  randomId,
+  resolveConfig,
+} from '../src/index.js'
+import { Driver, FAST, type Lookup, mod128 } from './_driver.js'
+import { SEED } from './_seed.js'
+
+const seedOf = (label: string): string => `${SEED}/protocol/${label}`
+const named = (title: string): string => `${title} (PASTRY_SEED=${SEED})`
+
+/** Asserts that `fn` throws IllegalStateError with code ILLEGAL_STATE. */
+function throwsIllegal(fn: () => unknown, what: string): void {
+  try {
+    fn()
+  } catch (e) {
+    assert.instance(e, IllegalStateError, `${what}: threw ${String(e)}`)
+    assert.is((e as IllegalStateError).code, 'ILLEGAL_STATE', what)
+    return
+  }
+  assert.unreachable(`${what}: did not throw`)
+}
+
+function bareNode(label: string, config: Partial<ProtocolConfig> = FAST): PastryNode {
+  const rng = createRng(seedOf(label))
+  return new PastryNode({ id: randomId(rng), address: 'n0', rng: rng.derive('node'), config })
+}
+
+function drainEvents(n: PastryNode): NodeEvent[] {
+  const out: NodeEvent[] = []
+  for (let e = n.pollEvent(); e !== undefined; e = n.pollEvent()) out.push(e)
+  return out
+}
+
+function drainTransmits(n: PastryNode): Message[] {
+  const out: Message[] = []
+  for (let t = n.pollTransmit(); t !== undefined; t = n.pollTransmit()) out.push(t.message)
+  return out
+}
+
+const states = (d: Driver, i: number): string[] =>
+  d.eventsOf(i, 'stateChanged').map((r) => `${r.event.from}>${r.event.to}`)
+
+/** Asserts a lookup report is perfect: all delivered once, at the oracle's node, bytes intact. */
+function assertPerfect(d: Driver, lookups: readonly Lookup[], what: string): void {
+  const r = d.report(lookups)
+  const summary = `${what}: ${JSON.stringify({ ...r, details: undefined })}\n${r.details.join('\n')}`
+  assert.ok(r.total > 0, `${what}: no lookups`)
+  assert.is(r.lost, 0, summary)
+  assert.is(r.duplicated, 0, summary)
+  assert.is(r.wrong, 0, summary)
+  assert.is(r.failed, 0, summary)
+  for (const l of lookups) {
+    const got = l.deliveries[0]!
+    assert.is(got.app, l.app, `${what}: app`)
+    assert.equal(got.payload, l.payload, `${what}: payload of msg ${l.msgId}`)
+  }
+  assert.equal(d.violations, [], `${what}: driver saw contract breaches`)
+}
+
+function assertLeafSetsExact(d: Driver, what: string): void {
+  const errors = d.leafSetErrors()
+  assert.equal(errors.slice(0, 5), [], `${what}: ${errors.length} leaf sets differ from the oracle's`)
+}
+
+// -----------------------------------------------------------------------------------------------
+// 1. Lifecycle and contract
+
+test(named('lifecycle: start makes a lone node active, the root of every key'), () => {
+  const d = new Driver({ seed: seedOf('start'), n: 1 })
+  d.start(0)
+  assert.is(d.node(0).state, 'active')
+  assert.equal(states(d, 0), ['idle>active'])
+  assert.ok(d.node(0).nextDeadline() !== undefined, 'an active node keeps periodic deadlines')
+  const lookups = [d.route(0, randomId(d.rng)), d.route(0, d.node(0).id)]
+  d.runUntilQuiet()
+  assertPerfect(d, lookups, 'alone')
+  for (const l of lookups) assert.is(l.deliveries[0]!.hops, 0)
+})
+
+test(named('lifecycle: illegal transitions throw IllegalStateError (ILLEGAL_STATE)'), () => {
+  const key = Id.fromBigInt(12345n)
+  const bytes = new Uint8Array([1])
+  const idle = bareNode('illegal/idle')
+  throwsIllegal(() => idle.route(0, key, 'a', bytes), 'route before start or join')
+  throwsIllegal(() => idle.send(0, idle.handle, 'a', bytes), 'send before start or join')
+  throwsIllegal(() => idle.leave(0), 'leave while idle')
+  throwsIllegal(() => idle.join(0, []), 'join with no bootstrap')
+  assert.is(idle.state, 'idle', 'a refused command changes nothing')
+  assert.equal(drainEvents(idle), [])
+  assert.equal(drainTransmits(idle), [])
+  assert.is(idle.nextDeadline(), undefined)
+
+  const active = bareNode('illegal/active')
+  active.start(0)
+  throwsIllegal(() => active.start(1), 'start twice')
+  throwsIllegal(() => active.join(1, ['n9']), 'join while active')
+  assert.is(active.state, 'active')
+
+  const joining = bareNode('illegal/joining')
+  joining.join(0, ['n9'])
+  assert.is(joining.state, 'joining')
+  throwsIllegal(() => joining.start(1), 'start while joining')
+  throwsIllegal(() => joining.join(1, ['n9']), 'join twice')
+  throwsIllegal(() => joining.leave(1), 'leave while joining')
+  assert.is(joining.state, 'joining')
+
+  const closed = bareNode('illegal/closed')
+  closed.start(0)
+  closed.close(1)
+  throwsIllegal(() => closed.route(2, key, 'a', bytes), 'route when closed')
+  throwsIllegal(() => closed.send(2, closed.handle, 'a', bytes), 'send when closed')
+  throwsIllegal(() => closed.start(2), 'start when closed')
+  throwsIllegal(() => closed.join(2, ['n9']), 'join when closed')
+  throwsIllegal(() => closed.leave(2), 'leave when closed')
+})
+
+test(named('lifecycle: now going backwards throws, and changes nothing'), () => {
+  const n = bareNode('time')
+  n.start(100)
+  drainEvents(n)
+  try {
+    n.handleTimeout(99)
+    assert.unreachable('handleTimeout(99) after 100 did not throw')
+  } catch (e) {
+    assert.instance(e, PastryError)
+    assert.is((e as PastryError).code, 'TIME_WENT_BACKWARDS')
+  }
+  try {
+    n.route(50, n.id, 'a', new Uint8Array(0))
+    assert.unreachable('route at 50 after 100 did not throw')
+  } catch (e) {
+    assert.is((e as PastryError).code, 'TIME_WENT_BACKWARDS')
+  }
+  assert.equal(drainEvents(n), [], 'the refused route delivered nothing')
+  try {
+    n.handleTimeout(Number.NaN)
+    assert.unreachable('NaN did not throw')
+  } catch (e) {
+    assert.is((e as PastryError).code, 'BAD_TIME')
+  }
+  n.handleTimeout(100) // the same instant again is fine
+  n.route(100, n.id, 'a', new Uint8Array(0))
+  assert.is(drainEvents(n)[0]?.type, 'deliver')
+})
+
+test(named('lifecycle: close is idempotent, fails what it held, and silences the node'), () => {
+  const d = new Driver({ seed: seedOf('close'), n: 2 })
+  d.start(0)
+  d.join(1, [0])
+  d.runUntilQuiet()
+  // Node 1 routes toward node 0, whose acks are lost: the message stays in node 1's care.
+  d.drop((s) => s.from === 0 && s.message.type === 'ack')
+  const key = d.node(0).id
+  const l = d.route(1, key)
+  d.runFor(30)
+  assert.is(d.node(1).pendingRoutes, 1)
+  d.crash(1)
+  d.crash(1)
+  d.node(1).close(d.now + 5)
+  assert.equal(states(d, 1), ['idle>joining', 'joining>active', 'active>closed'])
+  const failed = d.eventsOf(1, 'routeFailed')
+  assert.is(failed.length, 1)
+  assert.is(failed[0]!.event.msgId, l.msgId)
+  assert.is(failed[0]!.event.reason, 'closed')
+  assert.is(d.node(1).pendingRoutes, 0)
+  assert.is(d.node(1).nextDeadline(), undefined)
+  // A closed node ignores messages and emits nothing.
+  const before = d.events[1]!.length
+  d.node(1).handleMessage(d.now + 6, { type: 'heartbeat', from: d.node(0).handle })
+  d.node(1).handleTimeout(d.now + 7)
+  assert.is(d.node(1).pollTransmit(), undefined)
+  assert.is(d.node(1).pollEvent(), undefined)
+  assert.is(d.events[1]!.length, before)
+  // An idle node can be closed too.
+  const idle = bareNode('close/idle')
+  idle.close(0)
+  idle.close(0)
+  assert.equal(drainEvents(idle), [{ type: 'stateChanged', from: 'idle', to: 'closed' }])
+})
+
+test(named('lifecycle: stateChanged events come in order, for join, leave and a failed join'), () => {
+  const d = new Driver({ seed: seedOf('states'), n: 5 })
+  d.start(0)
+  d.growOneByOne([1, 2, 3])
+  d.runFor(2000)
+  d.leave(2)
+  // Node 4 joins through an address nobody answers at: it gives up after joinAttempts.
+  d.crash(3)
+  d.join(4, [3])
+  d.runFor(FAST.joinTimeoutMs! * DEFAULT_PROTOCOL_CONFIG.joinAttempts + 1000)
+  assert.equal(states(d, 0), ['idle>active'])
+  assert.equal(states(d, 1), ['idle>joining', 'joining>active'])
+  assert.equal(states(d, 2), ['idle>joining', 'joining>active', 'active>leaving', 'leaving>closed'])
+  assert.equal(states(d, 3), ['idle>joining', 'joining>active', 'active>closed'])
+  assert.equal(states(d, 4), ['idle>joining', 'joining>closed'])
+  const ev4 = d.events[4]!.map((r) => r.event.type)
+  assert.equal(ev4.slice(-2), ['joinFailed', 'stateChanged'], 'joinFailed comes just before closing')
+  const joinsSent = d.node(4).counters.sent.join
+  assert.is(joinsSent, DEFAULT_PROTOCOL_CONFIG.joinAttempts, 'one JOIN per attempt')
+  assert.equal(d.violations, [])
+})
+
+test(named('lifecycle: a join retries through the next bootstrap when one is dead'), () => {
+  const d = new Driver({ seed: seedOf('bootstrap'), n: 4 })
+  d.start(0)
+  d.growOneByOne([1, 2])
+  d.crash(2)
+  d.join(3, [2, 1])
+  d.runUntilQuiet(FAST.joinTimeoutMs! * 3)
+  assert.is(d.node(3).state, 'active')
+  assert.is(d.node(3).counters.sent.join, 2, 'the first JOIN went unanswered, the second was not')
+  d.runFor(FAST.leafSetHeartbeatMs!)
+  assertLeafSetsExact(d, 'after the retried join')
+})
+
+test('config: resolveConfig rejects bad settings with ConfigError, naming the setting', () => {
+  const bad: [Partial<ProtocolConfig>, string][] = [
+    [{ b: 3 as never }, 'b'],
+    [{ leafSetSize: 66 }, 'leafSetSize'],
+    [{ neighbourhoodSize: 0 }, 'neighbourhoodSize'],
+    [{ leafSetHeartbeatMs: 0 }, 'leafSetHeartbeatMs'],
+    [{ leafSetHeartbeatMs: Number.NaN }, 'leafSetHeartbeatMs'],
+    [{ leafSetHeartbeatMs: Number.POSITIVE_INFINITY }, 'leafSetHeartbeatMs'],
+    [{ leafSetTimeoutMs: -1 }, 'leafSetTimeoutMs'],
+    [{ probeTimeoutMs: 0 }, 'probeTimeoutMs'],
+    [{ ackTimeoutMinMs: 0 }, 'ackTimeoutMinMs'],
+    [{ ackTimeoutMaxMs: Number.NaN }, 'ackTimeoutMaxMs'],
+    [{ ackTimeoutMinMs: 3000, ackTimeoutMaxMs: 2000 }, 'ackTimeoutMinMs'],
+    [{ joinTimeoutMs: -5 }, 'joinTimeoutMs'],
+    [{ routingTableMaintenanceMs: 0 }, 'routingTableMaintenanceMs'],
+    [{ failedMemoryMs: 0 }, 'failedMemoryMs'],
+    [{ probeRetries: -1 }, 'probeRetries'],
+    [{ probeRetries: 1.5 }, 'probeRetries'],
+    [{ probeRetries: 101 }, 'probeRetries'],
+    [{ maxRouteAttempts: 0 }, 'maxRouteAttempts'],
+    [{ maxRouteAttempts: 2.5 }, 'maxRouteAttempts'],
+    [{ joinAttempts: 0 }, 'joinAttempts'],
+    [{ maxPendingRoutes: 0 }, 'maxPendingRoutes'],
+    [{ maxHeldMessages: -1 }, 'maxHeldMessages'],
+    [{ maxProbesInFlight: 0 }, 'maxProbesInFlight'],
+    [{ maxFailedMemory: 0 }, 'maxFailedMemory'],
+    [{ maxDeliveredMemory: 1.5 }, 'maxDeliveredMemory'],
+  ]
+  for (const [partial, name] of bad) {
+    try {
+      resolveConfig(partial)
+      assert.unreachable(`${JSON.stringify(partial)} was accepted`)
+    } catch (e) {
+      assert.instance(e, ConfigError, `${name}: ${String(e)}`)
+      assert.is((e as ConfigError).code, 'INVALID_CONFIG')
+      assert.ok((e as Error).message.includes(name), `the message names ${name}: ${(e as Error).message}`)
+    }
+    assert.throws(
+      () => new PastryNode({ id: Id.ZERO, address: 'n0', rng: createRng(1), config: partial }),
+      (e: unknown) => e instanceof ConfigError,
+      `the constructor rejects ${name} too`,
+    )
+  }
+})
+
+test('config: defaults, derived timeouts, and a frozen result', () => {
+  assert.equal(resolveConfig(), DEFAULT_PROTOCOL_CONFIG)
+  const c = resolveConfig({ leafSetHeartbeatMs: 1000 })
+  assert.is(c.leafSetTimeoutMs, 2500, 'leafSetTimeoutMs follows Tls')
+  assert.is(c.failedMemoryMs, 25_000, 'failedMemoryMs follows leafSetTimeoutMs')
+  const e = resolveConfig({ leafSetHeartbeatMs: 1000, leafSetTimeoutMs: 4000 })
+  assert.is(e.leafSetTimeoutMs, 4000)
+  assert.is(e.failedMemoryMs, 40_000)
+  assert.ok(Object.isFrozen(c))
+})
+
+test('regression: resolveConfig names leafSetSize when it is odd or too small', () => {
+  // resolveConfig's doc: "throwing ConfigError with the setting's name for a bad one". An odd or
+  // tiny leafSetSize is rejected by checkLeafSetSize, whose message says "the leaf-set size L",
+  // never "leafSetSize".
+  for (const leafSetSize of [3, 0, 1, 258]) {
+    try {
+      resolveConfig({ leafSetSize })
+      assert.unreachable(`leafSetSize ${leafSetSize} was accepted`)
+    } catch (e) {
+      assert.instance(e, ConfigError)
+      assert.ok(
+        (e as Error).message.includes('leafSetSize'),
+        `leafSetSize ${leafSetSize}: the message does not name the setting: "${(e as Error).message}"`,
+      )
+    }
+  }
+})
+
+// -----------------------------------------------------------------------------------------------
+// 2. Join
+
+test(named('join: two nodes'), () => {
+  const d = new Driver({ seed: seedOf('join/two'), n: 2 })
+  d.start(0)
+  d.join(1, [0])
+  d.runUntilQuiet(10_000)
+  // The joiner's first heartbeat, which tells the bootstrap it is active, is on its way.
+  d.runFor(FAST.leafSetHeartbeatMs!)
+  assert.is(d.node(0).state, 'active')
+  assert.is(d.node(1).state, 'active')
+  for (const [a, b] of [
+    [0, 1],
+    [1, 0],
+  ] as const) {
+    const ls = d.node(a).leafSet
+    assert.equal(
+      [ls.cwMembers().map((m) => m.address), ls.ccwMembers().map((m) => m.address)],
+      [[`n${b}`], [`n${b}`]],
+      `n${a} has n${b} on both sides`,
+    )
+  }
+  const updates = d.eventsOf(0, 'update').map((r) => [r.event.node.address, r.event.joined])
+  assert.equal(updates, [['n1', true]], 'the bootstrap saw the joiner arrive')
+  const lookups = d.randomLookups(50)
+  d.runUntilQuiet()
+  assertPerfect(d, lookups, 'two nodes')
+})
+
+test(named('join: 30 nodes one by one through one bootstrap'), () => {
+  const d = new Driver({ seed: seedOf('join/30'), n: 30 })
+  d.ring(30)
+  // Convergence bound: the last joiner's neighbours learn of nodes they missed by heartbeats.
+  d.runFor(3 * FAST.leafSetHeartbeatMs!)
+  assert.equal(d.active().length, 30)
+  assertLeafSetsExact(d, '30 nodes')
+  const lookups = d.randomLookups(300, 2)
+  d.runUntilQuiet()
+  assertPerfect(d, lookups, '30 nodes')
+  // Hop counts: each forward adds one, and nothing is retransmitted in a fault-free overlay.
+  for (const l of lookups) assert.is(l.deliveries[0]!.hops, l.transmissions, `hops of msg ${l.msgId}`)
+  assert.ok(
+    lookups.some((l) => l.deliveries[0]!.hops > 0),
+    'some lookups travelled',
+  )
+})
+
+test(
+  named('join: 60 nodes join concurrently, within 100 ms, through different bootstraps (codec on)'),
+  () => {
+    const d = new Driver({ seed: seedOf('join/concurrent'), n: 68, codec: true })
+    const base = [0, 1, 2, 3, 4, 5, 6, 7]
+    d.start(0)
+    d.growOneByOne(base.slice(1))
+    const t0 = d.now
+    for (let k = 0; k < 60; k++) {
+      const i = 8 + k
+      d.at(t0 + d.rng.int(100), () => d.join(i, [base[k % base.length]!]))
+    }
+    // Lookups from the original nodes while the joins are under way: nothing lost, nothing twice,
+    // and never delivered by a node that is not active.
+    const during = d.randomLookups(200, 5, base)
+    d.runUntilQuiet(30_000)
+    assert.equal(d.active().length, 68, 'every joiner is active')
+    const r = d.report(during)
+    assert.is(r.lost, 0, r.details.join('\n'))
+    assert.is(r.duplicated, 0, r.details.join('\n'))
+    assert.equal(d.violations, [], 'no delivery at a node that was not active')
+    // Then convergence, within a stated bound: every leaf set exact.
+    d.runFor(10 * FAST.leafSetHeartbeatMs!)
+    assertLeafSetsExact(d, '60 concurrent joins')
+    const after = d.randomLookups(400, 2)
+    d.runUntilQuiet()
+    assertPerfect(d, after, '60 concurrent joins')
+    assert.ok(d.stats.bytes > 0, 'messages crossed the codec')
+  },
+)
+
+test(named('join: every node on the path sends the joiner its rows; the root its leaf set'), () => {
+  const d = new Driver({ seed: seedOf('join/path'), n: 41 })
+  d.ring(40)
+  d.runFor(3000)
+  const j = 40
+  const joiner = d.node(j).id
+  const path: number[] = []
+  const rows = new Map<number, number[]>()
+  const replies: number[] = []
+  d.watch((s) => {
+    const m = s.message
+    if (m.type === 'join' && m.joiner.id.equals(joiner)) path.push(s.to)
+    if (m.type === 'joinRows' && s.to === j)
+      rows.set(
+        s.from,
+        m.rows.map((r) => r.row),
+      )
+    if (m.type === 'joinReply' && s.to === j) replies.push(s.from)
+  })
+  // Through the bootstrap that shares the fewest digits with the joiner: a long path.
+  const boot = d
+    .active()
+    .reduce((a, b) =>
+      d.node(a).id.sharedPrefixLength(joiner, 4) <= d.node(b).id.sharedPrefixLength(joiner, 4) ? a : b,
+    )
+  const root = d.closest(joiner)
+  d.join(j, [boot])
+  d.runUntilQuiet()
+  assert.is(path[0], boot)
+  assert.is(path.at(-1), root, 'the JOIN ended at the node closest to the joiner')
+  assert.equal(replies, [root], 'the root, alone, answered with its leaf set')
+  assert.equal([...rows.keys()].sort(), [...new Set(path)].sort(), 'every node on the path sent rows')
+  for (const [from, offered] of rows) {
+    const shared = d.node(from).id.sharedPrefixLength(joiner, 4)
+    assert.ok(
+      offered.every((r) => r <= shared),
+      `n${from} offered rows ${offered}, sharing ${shared} digits with the joiner`,
+    )
+  }
+  assert.ok(d.node(j).routingTable.row(0).length > 0, 'the joiner has a routing table')
+})
+
+test(named('join: a joining node holds what reaches it, and delivers only once active'), () => {
+  const d = new Driver({ seed: seedOf('join/hold'), n: 12 })
+  d.ring(11)
+  d.runFor(2000)
+  const j = 11
+  // Stop the joiner just after the JOIN's answer: it is announcing itself, not yet active.
+  d.join(j, [0])
+  d.runUntilTrue(() => d.node(j).counters.received.joinReply === 1, 5000)
+  assert.is(d.node(j).state, 'joining')
+  // The joiner routes a message of its own, and a peer hands it one for its own id.
+  const own = d.route(j, d.node(j).id, 'own')
+  const peer = d.nodes[1]!.handle
+  d.inject(j, {
+    type: 'route',
+    from: peer,
+    msgId: 424242,
+    key: d.node(j).id,
+    origin: peer,
+    hops: 1,
+    app: 'injected',
+    payload: new Uint8Array([7]),
+  })
+  assert.is(d.node(j).state, 'joining')
+  assert.is(d.node(j).heldMessages, 2, 'both held')
+  assert.equal(d.eventsOf(j, 'deliver'), [], 'nothing delivered while joining')
+  d.runUntilQuiet()
+  assert.is(d.node(j).state, 'active')
+  const delivered = d.eventsOf(j, 'deliver').map((r) => r.event.msgId)
+  assert.equal(delivered.sort(), [own.msgId, 424242].sort(), 'both delivered once the node is active')
+  assert.equal(d.violations, [])
+})
+
+test(named('Go regression: the join race was ordered by wall clocks'), () => {
+  // Two nodes adjacent in id space join at the same virtual instant, through different bootstraps.
+  // Each must end up in the other's leaf set, whatever the nodes' clocks read: the outcome comes
+  // from messages alone. The run is repeated with the nodes' clocks wildly apart, either way round;
+  // the transcripts must be identical.
+  const rng = createRng(seedOf('join/race'))
+  const x = randomId(rng)
+  const y = Id.fromBigInt(mod128(x.toBigInt() + 1n))
+  const ids = [...Array.from({ length: 20 }, () => randomId(rng)), x, y]
+  const X = 20
+  const Y = 21
+  const run = (offset: (i: number) => number) => {
+    const d = new Driver({ seed: seedOf('join/race'), n: 22, ids, clockOffset: offset })
+    d.ring(20)
+    d.runFor(3000)
+    const t = d.now
+    d.at(t, () => d.join(X, [0]))
+    d.at(t, () => d.join(Y, [7]))
+    d.runUntilQuiet(20_000)
+    d.runFor(5 * FAST.leafSetHeartbeatMs!)
+    return d
+  }
+  const plain = run(() => 0)
+  const xAhead = run((i) => (i === X ? 2 ** 40 : i === Y ? 0 : i * 1_000_003))
+  const yAhead = run((i) => (i === Y ? 2 ** 40 : i === X ? 0 : (20 - i) * 999_983))
+  for (const [d, what] of [
+    [plain, 'same clocks'],
+    [xAhead, "X's clock far ahead"],
+    [yAhead, "Y's clock far ahead"],
+  ] as const) {
+    assert.is(d.node(X).state, 'active', what)
+    assert.is(d.node(Y).state, 'active', what)
+    assert.ok(d.node(X).leafSet.cw(0).id.equals(y), `${what}: Y is X's first clockwise leaf`)
+    assert.ok(d.node(Y).leafSet.ccw(0).id.equals(x), `${what}: X is Y's first counter-clockwise leaf`)
+    assertLeafSetsExact(d, what)
+    const lookups = [d.route(3, x), d.route(4, y), d.route(5, Id.fromBigInt(mod128(x.toBigInt() - 1n)))]
+    d.runUntilQuiet()
+    assertPerfect(d, lookups, what)
+    assert.equal(
+      lookups.map((l) => l.deliveries[0]!.node),
+      [X, Y, X],
+    )
+  }
+  assert.is(xAhead.transcriptHash(), plain.transcriptHash(), 'clock offsets changed the run')
+  assert.is(yAhead.transcriptHash(), plain.transcriptHash(), 'clock offsets changed the run')
+})
+
+// -----------------------------------------------------------------------------------------------
+// 3. Routing API
+
+/** A 24-node overlay, settled. */
+function overlay(label: string, n = 24): Driver {
+  const d = new Driver({ seed: seedOf(label), n })
+  d.ring(n)
+  d.runFor(3000)
+  return d
+}
+
+/** A key and origin whose route takes at least `minHops` hops in `d` (found by routing). */
+function multiHopRoute(d: Driver, minHops: number): { origin: number; key: Id; path: number[] } {
+  for (let tries = 0; tries < 500; tries++) {
+    const origin = d.rng.int(d.nodes.length)
+    const key = randomId(d.rng)
+    const path: number[] = [origin]
+    const stop = d.watch((s) => {
+      if (s.message.type === 'route' && s.message.app === 'pathfinder') path.push(s.to)
+    })
+    d.route(origin, key, 'pathfinder')
+    d.runUntilQuiet()
+    stop()
+    if (path.length - 1 >= minHops) return { origin, key, path }
+  }
+  throw new Error(`no route of ${minHops} hops found`)
+}
+
+test(named('routing: a key whose root is the sender is delivered locally with 0 hops'), () => {
+  const d = overlay('route/local')
+  for (const i of [0, 5, 17]) {
+    const own = d.route(i, d.node(i).id, 'local', new Uint8Array([i]))
+    assert.is(own.deliveries.length, 1, 'delivered at once, within the call')
+    assert.is(own.deliveries[0]!.node, i)
+    assert.is(own.deliveries[0]!.hops, 0)
+    assert.is(own.transmissions, 0, 'nothing went on the wire')
+  }
+  const ev = d.eventsOf(5, 'deliver').at(-1)!.event
+  assert.is(ev.app, 'local')
+  assert.equal(ev.payload, new Uint8Array([5]))
+  assert.ok(ev.origin.id.equals(d.node(5).id))
+  assert.ok(ev.key.equals(d.node(5).id))
+})
+
+test(named('routing: send gives a direct event at the target, and nowhere else'), () => {
+  const d = overlay('route/send')
+  const payload = new Uint8Array([1, 2, 3, 250])
+  d.send(3, 19, 'chat', payload)
+  d.runUntilQuiet()
+  const got = d.eventsOf(19, 'direct')
+  assert.is(got.length, 1)
+  assert.is(got[0]!.event.app, 'chat')
+  assert.equal(got[0]!.event.payload, payload)
+  assert.is(got[0]!.event.from.address, 'n3')
+  assert.ok(got[0]!.event.from.id.equals(d.node(3).id))
+  for (let i = 0; i < d.nodes.length; i++) if (i !== 19) assert.equal(d.eventsOf(i, 'direct'), [])
+})
+
+test(named('routing: forward hooks see each hop, and can replace the payload'), () => {
+  const d = overlay('route/replace', 40)
+  const { origin, key, path } = multiHopRoute(d, 2)
+  const seen: { at: number; hops: number; next: string; payload: number[] }[] = []
+  for (const [i, n] of d.nodes.entries()) {
+    n.register('fwd', {
+      forward(m, next): ForwardDecision {
+        seen.push({ at: i, hops: m.hops, next: next.address, payload: [...m.payload] })
+        return { action: 'replace', payload: new Uint8Array([...m.payload, i]) }
+      },
+    })
+  }
+  const l = d.route(origin, key, 'fwd', new Uint8Array([200]))
+  d.runUntilQuiet()
+  const root = path.at(-1)!
+  assert.is(l.deliveries.length, 1)
+  assert.is(l.deliveries[0]!.node, root)
+  const forwarders = path.slice(0, -1)
+  assert.equal(
+    seen.map((s) => s.at),
+    forwarders,
+    'the hook ran at the origin and every intermediate node',
+  )
+  assert.equal(
+    seen.map((s) => s.hops),
+    forwarders.map((_, k) => k),
+  )
+  assert.equal(
+    seen.map((s) => s.next),
+    path.slice(1).map((i) => `n${i}`),
+    'next is where it went',
+  )
+  assert.equal([...l.deliveries[0]!.payload], [200, ...forwarders], 'each hop replaced the payload')
+  assert.is(l.deliveries[0]!.hops, forwarders.length)
+})
+
+test(named('routing: a forward hook can redirect'), () => {
+  const d = overlay('route/redirect', 40)
+  const { origin, key, path } = multiHopRoute(d, 1)
+  const root = path.at(-1)!
+  // Send it first to a node off the path, which routes it on to the root.
+  let detour = 0
+  while (path.includes(detour)) detour++
+  d.node(origin).register('fwd', {
+    forward: () => ({ action: 'redirect', to: d.node(detour).handle }),
+  })
+  const hops: number[] = []
+  const stop = d.watch((s) => {
+    if (s.message.type === 'route' && s.message.app === 'fwd') hops.push(s.to)
+  })
+  const l = d.route(origin, key, 'fwd')
+  d.runUntilQuiet()
+  stop()
+  assert.is(hops[0], detour, 'the first hop went to the redirect target')
+  assert.is(l.deliveries.length, 1)
+  assert.is(l.deliveries[0]!.node, root, 'and it still reached the root')
+  assert.is(l.deliveries[0]!.hops, hops.length)
+})
+
+test(named('routing: a forward hook can drop, at the origin or on the way'), () => {
+  const d = overlay('route/drop', 40)
+  const { origin, key, path } = multiHopRoute(d, 2)
+  const middle = path[1]!
+  d.node(middle).register('fwd', { forward: () => ({ action: 'drop' }) })
+  const l1 = d.route(origin, key, 'fwd')
+  d.runUntilQuiet()
+  assert.is(l1.deliveries.length, 0, 'dropped in the middle')
+  assert.is(l1.transmissions, 1, 'it got as far as the middle node')
+  assert.is(l1.failed, undefined, 'a drop is not a failure')
+  d.node(origin).register('fwd', { forward: () => ({ action: 'drop' }) })
+  const l2 = d.route(origin, key, 'fwd')
+  d.runUntilQuiet()
+  assert.is(l2.deliveries.length, 0)
+  assert.is(l2.transmissions, 0, 'dropped before it left')
+  for (const n of d.nodes) assert.is(n.pendingRoutes, 0)
+  // Other applications are not affected.
+  const l3 = d.route(origin, key, 'other')
+  d.runUntilQuiet()
+  assert.is(l3.deliveries[0]?.node, path.at(-1))
+})
+
+test(named('routing: a route message injected twice with one msgId is delivered once'), () => {
+  const d = overlay('route/dup')
+  const root = 5
+  const from = d.node(9).handle
+  const key = d.node(root).id
+  const message: Message = {
+    type: 'route',
+    from,
+    msgId: 777,
+    key,
+    origin: from,
+    hops: 1,
+    app: 'dup',
+    payload: new Uint8Array([1]),
+  }
+  const acks: string[] = []
+  d.watch((s) => {
+    // Acks to the injected sender (an onward hop is acknowledged to whoever made it).
+    if (s.message.type === 'ack' && s.to === 9) acks.push(`${s.from}:${s.message.msgId}`)
+  })
+  d.inject(root, message)
+  d.runFor(100)
+  d.inject(root, message)
+  d.runUntilQuiet()
+  assert.is(d.eventsOf(root, 'deliver').filter((r) => r.event.msgId === 777).length, 1)
+  // The same twice at a node that forwards it: the root still delivers it once.
+  const relay = d.nodes.findIndex((_, i) => i !== root && i !== 9)
+  const second: Message = { ...message, msgId: 778 }
+  d.inject(relay, second)
+  d.inject(relay, second)
+  d.runFor(200)
+  d.inject(relay, second)
+  d.runUntilQuiet()
+  const deliveries = d.events.flatMap((list) => list.filter((r) => r.event.type === 'deliver'))
+  assert.is(deliveries.filter((r) => (r.event as { msgId: number }).msgId === 778).length, 1)
+  assert.is(acks.filter((a) => a === `${root}:777`).length, 2, 'the root acknowledged both copies')
+  assert.is(acks.filter((a) => a === `${relay}:778`).length, 3, 'the relay acknowledged all three copies')
+})
+
+// -----------------------------------------------------------------------------------------------
+// 8. Determinism
+
+function transcriptOf(seed: string, codec: boolean): string {
+  const d = new Driver({ seed, n: 24, codec })
+  d.ring(20)
+  d.at(d.now + 50, () => d.join(20, [3]))
+  d.at(d.now + 50, () => d.join(21, [9]))
+  d.randomLookups(100, 10)
+  d.runUntilQuiet()
+  d.crash(4)
+  d.crash(11)
+  d.randomLookups(100, 10)
+  d.runFor(5000)
+  d.leave(7)
+  d.randomLookups(100, 10)
+  d.runUntilQuiet()
+  d.runFor(3000)
+  return d.transcriptHash()
+}
+
+test(named('determinism: the same seed gives the same transcript; another seed another'), () => {
+  const a = transcriptOf(seedOf('det/a'), true)
+  const b = transcriptOf(seedOf('det/a'), false)
+  const c = transcriptOf(seedOf('det/b'), false)
+  assert.is(a, b, 'the same seed gave two transcripts (the codec must not change a run either)')
+  assert.is.not(a, c, 'two seeds gave one transcript')
+})
+
+test.run()
