@@ -7,8 +7,8 @@
  * Phases, in virtual time:
  *   1. join: node 0 starts a ring; node i joins at i × joinSpacingMs through a random active node
  *      (so joins overlap: each takes several round trips);
- *   2. settle: run until every node is active, then for settleMs; maintenance traffic is measured
- *      over this window;
+ *   2. settle: run until every node is active, then for settleMs; then measure maintenance traffic
+ *      over a further measureMs;
  *   3. fail (optional): crash a fraction of the live nodes at once, then run repairMs;
  *   4. churn (optional): Poisson arrivals and exponential sessions for durationMs; lookups are
  *      spread over this phase, so they meet the churn;
@@ -40,6 +40,8 @@ export interface ProtocolExperimentOptions {
   readonly joinSpacingMs?: number
   /** Virtual ms to settle after the last node is active (default 2 × Tls). */
   readonly settleMs?: number
+  /** Virtual ms over which maintenance traffic is measured, after settling (default 2 × Tls). */
+  readonly measureMs?: number
   /** Virtual ms between lookups (default 1). */
   readonly lookupSpacingMs?: number
   /** Protocol settings for every node. */
@@ -158,8 +160,10 @@ export function runProtocolExperiment(options: ProtocolExperimentOptions): Proto
   // 2. Settle, measuring maintenance over the window.
   let notActiveAfterJoin = 0
   for (let i = 0; i < n; i++) if (sim.node(i)?.state !== 'active') notActiveAfterJoin++
-  sim.beginWindow()
   sim.runFor(options.settleMs ?? 2 * tls)
+  // Maintenance is measured once settled, over a window of its own.
+  sim.beginWindow()
+  sim.runFor(options.measureMs ?? 2 * tls)
   const settled = sim.report()
   progress('settle', 1)
 

@@ -142,6 +142,9 @@ interface Held {
 
 const EMPTY = new Uint8Array(0)
 
+/** Peer records kept beyond those of table members and probed nodes. */
+const SPARE_PEER_RECORDS = 64
+
 /** One Pastry node as a sans-IO state machine. See the module comment and `types.ts`. */
 export class PastryNode implements ProtocolNode {
   readonly id: Id
@@ -158,7 +161,13 @@ export class PastryNode implements ProtocolNode {
   readonly #transmits: Transmit[] = []
   readonly #events: NodeEvent[] = []
   readonly #deadlines = new DeadlineHeap()
-  readonly #peers: BoundedMap<string, Peer>
+  /**
+   * Peer records: every node in a table or with a probe in flight, plus at most
+   * {@link SPARE_PEER_RECORDS} others, the most recent (see `#prunePeers`).
+   */
+  readonly #peers = new Map<string, Peer>()
+  /** Nodes recently offered to the tables from traffic, so that chatter does not re-probe them. */
+  readonly #considered: BoundedMap<string, number>
   readonly #failed: BoundedMap<
     string,
     { handle: NodeHandle; until: number; wasLeaf: boolean; nextProbe: number; left: boolean }
@@ -192,9 +201,7 @@ export class PastryNode implements ProtocolNode {
     this.leafSet = new LeafSet(this.id, this.config.leafSetSize)
     this.routingTable = new RoutingTable(this.id, this.config.b)
     this.neighbourhood = new NeighbourhoodSet(this.id, this.config.neighbourhoodSize)
-    const tableCapacity =
-      this.config.leafSetSize + this.config.neighbourhoodSize + (128 / this.config.b) * (1 << this.config.b)
-    this.#peers = new BoundedMap(Math.max(1024, 2 * tableCapacity))
+    this.#considered = new BoundedMap(256)
     this.#failed = new BoundedMap(this.config.maxFailedMemory)
     this.#delivered = new BoundedMap(this.config.maxDeliveredMemory)
   }
@@ -880,10 +887,32 @@ export class PastryNode implements ProtocolNode {
       peer.suspected = false
       this.#release(now, hex)
     }
-    // Learn from traffic: an active node heard from for the first time, or back from the dead, is
-    // a candidate for the tables.
-    if (learn && (isNew || wasFailed || !this.#inTables(from.id)) && this.#state === 'active')
-      this.#consider(now, from)
+    // Learn from traffic: an active node heard from for the first time, or back from the dead, or
+    // not in the tables and not offered lately, is a candidate for the tables.
+    if (learn && this.#state === 'active' && (isNew || wasFailed || !this.#inTables(from.id))) {
+      const until = this.#considered.get(hex)
+      if (wasFailed || until === undefined || until <= now) {
+        this.#considered.set(hex, now + this.config.routingTableMaintenanceMs)
+        this.#consider(now, from)
+      }
+    }
+  }
+
+  /**
+   * Keeps the peer records bounded: records of nodes that are in no table, have no probe in flight
+   * and are not suspected are dropped, oldest first, beyond {@link SPARE_PEER_RECORDS} of them.
+   */
+  #prunePeers(): void {
+    const pinned = this.leafSet.size + this.routingTable.size + this.neighbourhood.size
+    if (this.#peers.size <= pinned + 2 * SPARE_PEER_RECORDS) return
+    for (const [hex, peer] of this.#peers) {
+      if (this.#peers.size <= pinned + SPARE_PEER_RECORDS) break
+      if (peer.probeNonce >= 0 || peer.suspected) continue
+      const id = peer.handle.id
+      if (this.leafSet.contains(id) || this.routingTable.contains(id) || this.neighbourhood.contains(id))
+        continue
+      this.#peers.delete(hex)
+    }
   }
 
   #peer(handle: NodeHandle): Peer {
@@ -902,6 +931,7 @@ export class PastryNode implements ProtocolNode {
         leafSetVersionSent: -1,
       }
       this.#peers.set(hex, peer)
+      this.#prunePeers()
     } else if (peer.handle.address !== handle.address) {
       peer.handle = handle
     }

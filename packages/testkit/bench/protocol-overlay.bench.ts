@@ -1,0 +1,68 @@
+// An overlay joined through the protocol in the simulator (sphere topology), then K lookups: wall
+// time, peak RSS, hops (mean and histogram), RDP with PNS on and off measured in the same
+// invocation, join messages per node, and maintenance messages per node per second once settled.
+// Each configuration runs in its own child process, so that peak RSS is its own.
+// Run: pnpm bench protocol-overlay                      (10,000 nodes, 100,000 lookups)
+//      node --conditions=source --import tsx packages/testkit/bench/protocol-overlay.bench.ts 100000 1000000
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { runProtocolExperiment } from '../src/index.js'
+
+const [nodesArg, lookupsArg, pnsArg] = process.argv.slice(2)
+const nodes = Number(nodesArg ?? 10_000)
+const lookups = Number(lookupsArg ?? nodes * 10)
+const seed = process.env.PASTRY_SEED ?? 'bench-protocol'
+
+if (pnsArg === undefined) {
+  const rows: Record<string, string | number>[] = []
+  for (const pns of ['on', 'off']) {
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--conditions=source',
+        '--import',
+        'tsx',
+        '--max-old-space-size=20000',
+        fileURLToPath(import.meta.url),
+        String(nodes),
+        String(lookups),
+        pns,
+      ],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 },
+    )
+    if (r.status !== 0) throw new Error(`PNS ${pns} failed with status ${r.status}`)
+    rows.push(JSON.parse(r.stdout.trim().split('\n').pop()!))
+  }
+  console.log(`seed ${seed}, ${nodes} nodes, ${lookups} lookups, sphere topology`)
+  console.table(rows)
+  const on = rows[0]!
+  const off = rows[1]!
+  console.log(
+    `RDP with PNS / RDP without PNS = ${(Number(on['RDP mean']) / Number(off['RDP mean'])).toFixed(3)}`,
+  )
+} else {
+  const t0 = performance.now()
+  const r = runProtocolExperiment({ nodes, lookups, seed, pns: pnsArg === 'on' })
+  const wallS = (performance.now() - t0) / 1000
+  console.log(
+    JSON.stringify({
+      PNS: pnsArg,
+      nodes: r.nodes,
+      'wall s': +wallS.toFixed(1),
+      'peak RSS MB': Math.round(process.resourceUsage().maxRSS / 1024),
+      'simulated s': +(r.simulatedMs / 1000).toFixed(1),
+      events: r.events,
+      lookups: r.lookups,
+      correct: r.correct,
+      incorrect: r.incorrect,
+      lost: r.lost,
+      'mean hops': +r.hops.mean.toFixed(3),
+      'log16 N': +(Math.log(r.nodes) / Math.log(16)).toFixed(3),
+      histogram: r.hops.histogram.join(' '),
+      'RDP mean': +r.rdp.mean.toFixed(3),
+      'RDP p50': +r.rdp.p50.toFixed(3),
+      'join msgs/node': +(r.joinMessagesPerNode ?? 0).toFixed(1),
+      'maint msgs/node/s': +r.maintenancePerNodePerSec.toFixed(3),
+    }),
+  )
+}
