@@ -109,52 +109,30 @@ export async function runSim(argv: readonly string[]): Promise<number> {
   const progress = createProgress()
   const out = v.out === undefined ? undefined : openOutput(v.out)
   const started = performance.now()
-  if (v.static !== true) {
-    let report: ProtocolExperimentReport
-    try {
-      report = runProtocolExperiment({
-        nodes,
-        lookups,
-        seed,
-        b,
-        leafSetSize,
-        topology,
-        pns: v['no-pns'] !== true,
-        ...(fail === undefined ? {} : { failFraction: fail }),
-        ...(loss === undefined ? {} : { loss }),
-        ...(churnSessionMin === undefined ? {} : { churnSessionMin, churnDurationMin: churnDurationMin! }),
-        onProgress: (phase, fraction) => progress.update(phase, fraction),
-        ...(out === undefined ? {} : { onLookup: out.lookup, onNodes: out.nodes }),
-      })
-    } finally {
-      progress.done()
-    }
-    out?.finish()
-    const result = {
-      ...report,
-      wallMs: Math.round(performance.now() - started),
-      peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
-    }
-    if (v.json === true) process.stdout.write(`${JSON.stringify(result)}\n`)
-    else process.stdout.write(formatProtocolReport(result))
-    return 0
+  const common = {
+    nodes,
+    lookups,
+    seed,
+    b,
+    leafSetSize,
+    topology,
+    pns: v['no-pns'] !== true,
+    onProgress: (phase: string, fraction: number) => progress.update(phase, fraction),
+    ...(out === undefined ? {} : { onLookup: out.lookup, onNodes: out.nodes }),
   }
-  let report: StaticExperimentReport
+  let report: StaticExperimentReport | ProtocolExperimentReport
   try {
-    report = runStaticExperiment(
-      {
-        nodes,
-        lookups,
-        seed,
-        b,
-        leafSetSize,
-        topology,
-        pns: v['no-pns'] !== true,
-        onProgress: (phase, fraction) => progress.update(phase, fraction),
-        ...(out === undefined ? {} : { onLookup: out.lookup, onNodes: out.nodes }),
-      },
-      () => performance.now(),
-    )
+    report =
+      v.static === true
+        ? runStaticExperiment(common, () => performance.now())
+        : runProtocolExperiment({
+            ...common,
+            ...(fail === undefined ? {} : { failFraction: fail }),
+            ...(loss === undefined ? {} : { loss }),
+            ...(churnSessionMin === undefined
+              ? {}
+              : { churnSessionMin, churnDurationMin: churnDurationMin! }),
+          })
   } finally {
     progress.done()
   }
@@ -165,7 +143,7 @@ export async function runSim(argv: readonly string[]): Promise<number> {
     peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
   }
   if (v.json === true) process.stdout.write(`${JSON.stringify(result)}\n`)
-  else process.stdout.write(formatReport(result))
+  else process.stdout.write(result.mode === 'static' ? formatReport(result) : formatProtocolReport(result))
   return 0
 }
 

@@ -6,7 +6,7 @@ import { ConfigError } from '../errors.js'
 import { Id } from './id.js'
 
 /**
- * A seeded pseudo-random source. Core never calls `Math.random`: every random choice draws from an
+ * A seeded pseudo-random source. Core draws no unseeded randomness: every random choice draws from an
  * `Rng` that the caller supplies, so that a seed replays a run exactly.
  */
 export interface Rng {
