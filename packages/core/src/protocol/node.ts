@@ -168,6 +168,7 @@ export class PastryNode implements ProtocolNode {
   readonly #peers = new Map<string, Peer>()
   /** Nodes recently offered to the tables from traffic, so that chatter does not re-probe them. */
   readonly #considered: BoundedMap<string, number>
+  #newPeersSincePrune = 0
   readonly #failed: BoundedMap<
     string,
     { handle: NodeHandle; until: number; wasLeaf: boolean; nextProbe: number; left: boolean }
@@ -903,6 +904,11 @@ export class PastryNode implements ProtocolNode {
    * and are not suspected are dropped, oldest first, beyond {@link SPARE_PEER_RECORDS} of them.
    */
   #prunePeers(): void {
+    // At most once per SPARE_PEER_RECORDS new records: while many records are pinned (probes in
+    // flight during a join), a walk may free nothing, and walking on every insertion would cost
+    // O(records) each time. The bound stays: records ≤ pinned + 3 × SPARE_PEER_RECORDS.
+    if (++this.#newPeersSincePrune < SPARE_PEER_RECORDS) return
+    this.#newPeersSincePrune = 0
     const pinned = this.leafSet.size + this.routingTable.size + this.neighbourhood.size
     if (this.#peers.size <= pinned + 2 * SPARE_PEER_RECORDS) return
     for (const [hex, peer] of this.#peers) {
