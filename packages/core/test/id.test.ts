@@ -21,17 +21,15 @@ import {
   isCloser,
   onClockwiseArc,
 } from '../src/id/index.js'
+import { big, id, MAX, mod, RING, refDigit, refSharedPrefix } from './_ref.js'
 import { SEED } from './_seed.js'
 
 // ---------------------------------------------------------------------------------------------
 // The reference model: ids are bigints in [0, 2^128).
 
-const RING = 1n << 128n
-const MAX = RING - 1n
 const HALF = 1n << 127n
 const BS: readonly DigitBits[] = [1, 2, 4, 8]
 
-const mod = (x: bigint): bigint => ((x % RING) + RING) % RING
 const sign = (x: bigint | number): number => (x > 0 ? 1 : x < 0 ? -1 : 0)
 const refCompare = (a: bigint, b: bigint): number => sign(a - b)
 const refDistance = (a: bigint, b: bigint): bigint => {
@@ -45,13 +43,6 @@ const refCompareDistance = (key: bigint, a: bigint, b: bigint): number => {
   const c = refCompare(refDistance(key, a), refDistance(key, b))
   return c !== 0 ? c : refCompare(a, b)
 }
-const refDigit = (x: bigint, i: number, b: DigitBits): number =>
-  Number((x >> BigInt(128 - (i + 1) * b)) & ((1n << BigInt(b)) - 1n))
-const refSharedPrefix = (x: bigint, y: bigint, b: DigitBits): number => {
-  let n = 0
-  while (n < 128 / b && refDigit(x, n, b) === refDigit(y, n, b)) n++
-  return n
-}
 const refWithDigit = (x: bigint, i: number, b: DigitBits, v: number): bigint => {
   const shift = BigInt(128 - (i + 1) * b)
   const mask = ((1n << BigInt(b)) - 1n) << shift
@@ -61,9 +52,6 @@ const refWithDigit = (x: bigint, i: number, b: DigitBits, v: number): bigint => 
 const refOnArc = (from: bigint, to: bigint, x: bigint): boolean =>
   from <= to ? from <= x && x <= to : x >= from || x <= to
 const refHex = (x: bigint): string => x.toString(16).padStart(32, '0')
-
-const id = (x: bigint): Id => Id.fromBigInt(x)
-const big = (x: Id): bigint => x.toBigInt()
 
 // ---------------------------------------------------------------------------------------------
 // Generators, biased toward edges: 0, 2^128-1, 2^127, word boundaries, near values, long shared

@@ -6,28 +6,11 @@ import fc from 'fast-check'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { ConfigError, DEFAULT_LEAF_SET_SIZE, Id, LeafSet, nextHop, RoutingTable } from '../src/index.js'
+import { big, HALF_RING, id, MAX, mod, refClosest } from './_ref.js'
 import { SEED } from './_seed.js'
 
 // ---------------------------------------------------------------------------------------------
 // The reference model: ids are bigints in [0, 2^128).
-
-const RING = 1n << 128n
-const MAX = RING - 1n
-const HALF_RING = 1n << 127n
-const mod = (x: bigint): bigint => ((x % RING) + RING) % RING
-const refDistance = (a: bigint, b: bigint): bigint => {
-  const d = mod(a - b)
-  return d <= RING - d ? d : RING - d
-}
-/** Negative when a is closer to key; on equal distance the smaller id wins. */
-const refCompareDistance = (key: bigint, a: bigint, b: bigint): number => {
-  const da = refDistance(key, a)
-  const db = refDistance(key, b)
-  if (da !== db) return da < db ? -1 : 1
-  return a < b ? -1 : a > b ? 1 : 0
-}
-const refClosest = (key: bigint, ids: readonly bigint[]): bigint =>
-  ids.reduce((best, x) => (refCompareDistance(key, x, best) < 0 ? x : best))
 
 /**
  * The bounded leaf set: each half is the L/2 nearest, in its direction, of what was inserted into
@@ -95,8 +78,6 @@ interface Node {
   /** Which insert made this handle, to check that a re-insert replaces the handle. */
   readonly tag: number
 }
-const id = (x: bigint): Id => Id.fromBigInt(x)
-const big = (x: Id): bigint => x.toBigInt()
 const bigs = (nodes: readonly Node[]): bigint[] => nodes.map((n) => big(n.id))
 const fmt = (xs: readonly bigint[]): string => `[${xs.map((x) => x.toString(16)).join(', ')}]`
 

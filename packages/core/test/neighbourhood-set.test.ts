@@ -11,16 +11,13 @@ import {
   MAX_NEIGHBOURHOOD_SIZE,
   NeighbourhoodSet,
 } from '../src/index.js'
+import { big, id, MAX } from './_ref.js'
 import { SEED } from './_seed.js'
-
-const MAX = (1n << 128n) - 1n
 
 interface Node {
   readonly id: Id
   readonly tag: number
 }
-const id = (x: bigint): Id => Id.fromBigInt(x)
-const big = (x: Id): bigint => x.toBigInt()
 
 interface Entry {
   readonly id: bigint

@@ -6,7 +6,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import {
   type DigitBits,
-  Id,
+  type Id,
   LeafSet,
   NeighbourhoodSet,
   nextHop,
@@ -14,37 +14,15 @@ import {
   type RouteTables,
   RoutingTable,
 } from '../src/index.js'
+import { big, id, MAX, mod, refCompareDistance, refDigit, refSharedPrefix } from './_ref.js'
 import { SEED } from './_seed.js'
 
 // ---------------------------------------------------------------------------------------------
 // Reference math on bigints.
 
-const RING = 1n << 128n
-const MAX = RING - 1n
-const mod = (x: bigint): bigint => ((x % RING) + RING) % RING
-const refDistance = (a: bigint, b: bigint): bigint => {
-  const d = mod(a - b)
-  return d <= RING - d ? d : RING - d
-}
-const refCompareDistance = (key: bigint, a: bigint, b: bigint): number => {
-  const da = refDistance(key, a)
-  const db = refDistance(key, b)
-  if (da !== db) return da < db ? -1 : 1
-  return a < b ? -1 : a > b ? 1 : 0
-}
-const refDigit = (x: bigint, i: number, b: DigitBits): number =>
-  Number((x >> BigInt(128 - (i + 1) * b)) & ((1n << BigInt(b)) - 1n))
-const refShl = (x: bigint, y: bigint, b: DigitBits): number => {
-  let n = 0
-  while (n < 128 / b && refDigit(x, n, b) === refDigit(y, n, b)) n++
-  return n
-}
-
 interface Node {
   readonly id: Id
 }
-const id = (x: bigint): Id => Id.fromBigInt(x)
-const big = (x: Id): bigint => x.toBigInt()
 const node = (x: bigint): Node => ({ id: id(x) })
 
 type RefDecision = { type: 'deliver' } | { type: 'forward'; id: bigint; rule: string }
@@ -77,11 +55,13 @@ function refNextHop(
     const best = closest([...cw, ...ccw].filter(usable))
     return best === self ? { type: 'deliver' } : { type: 'forward', id: best, rule: 'leafSet' }
   }
-  const l = refShl(self, key, b)
+  const l = refSharedPrefix(self, key, b)
   const cell = cells.get(`${l},${refDigit(key, l, b)}`)
   if (cell !== undefined && usable(cell)) return { type: 'forward', id: cell, rule: 'routingTable' }
   const rows = [...cells].filter(([k]) => Number(k.split(',')[0]) >= l).map(([, x]) => x)
-  const best = closest([...cw, ...ccw, ...rows, ...extra].filter((x) => usable(x) && refShl(x, key, b) >= l))
+  const best = closest(
+    [...cw, ...ccw, ...rows, ...extra].filter((x) => usable(x) && refSharedPrefix(x, key, b) >= l),
+  )
   return best === self ? { type: 'deliver' } : { type: 'forward', id: best, rule: 'rare' }
 }
 
@@ -289,14 +269,14 @@ test(`a forward is strictly closer to the key than self, or shares a strictly lo
           if (d.type === 'deliver') continue
           const v = big(d.node.id)
           const closer = refCompareDistance(key, v, self) < 0
-          const longer = refShl(v, key, b) > refShl(self, key, b)
+          const longer = refSharedPrefix(v, key, b) > refSharedPrefix(self, key, b)
           assert.ok(
             closer || longer,
             `forward ${self.toString(16)} → ${v.toString(16)} for ${key.toString(16)}`,
           )
           if (d.rule === 'routingTable') assert.ok(longer, 'a routing-table forward lengthens the prefix')
           else assert.ok(closer, `a ${d.rule} forward is strictly closer`)
-          if (d.rule === 'rare') assert.ok(refShl(v, key, b) >= refShl(self, key, b))
+          if (d.rule === 'rare') assert.ok(refSharedPrefix(v, key, b) >= refSharedPrefix(self, key, b))
         }
       }
     }),

@@ -4,23 +4,10 @@
 import fc from 'fast-check'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { ConfigError, Id, type KeyRange, LeafSet, range, replicaSet } from '../src/index.js'
+import { ConfigError, type Id, type KeyRange, LeafSet, range, replicaSet } from '../src/index.js'
+import { big, HALF_RING, id, MAX, mod, refCompareDistance } from './_ref.js'
 import { SEED } from './_seed.js'
 
-const RING = 1n << 128n
-const MAX = RING - 1n
-const HALF_RING = 1n << 127n
-const mod = (x: bigint): bigint => ((x % RING) + RING) % RING
-const refDistance = (a: bigint, b: bigint): bigint => {
-  const d = mod(a - b)
-  return d <= RING - d ? d : RING - d
-}
-const refCompareDistance = (key: bigint, a: bigint, b: bigint): number => {
-  const da = refDistance(key, a)
-  const db = refDistance(key, b)
-  if (da !== db) return da < db ? -1 : 1
-  return a < b ? -1 : a > b ? 1 : 0
-}
 /** The nodes sorted by distance to key, closest first, ties to the smaller id. */
 const byDistance = (key: bigint, ids: readonly bigint[]): bigint[] =>
   [...ids].sort((a, b) => refCompareDistance(key, a, b))
@@ -36,8 +23,6 @@ const inKeyRange = (r: KeyRange, key: bigint): boolean =>
 interface Node {
   readonly id: Id
 }
-const id = (x: bigint): Id => Id.fromBigInt(x)
-const big = (x: Id): bigint => x.toBigInt()
 const node = (x: bigint): Node => ({ id: id(x) })
 const showRange = (r: KeyRange | undefined): string =>
   r === undefined

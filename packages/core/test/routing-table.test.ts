@@ -6,26 +6,15 @@ import fc from 'fast-check'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { type DigitBits, Id, RoutingTable } from '../src/index.js'
+import { big, id, MAX, refDigit, refSharedPrefix } from './_ref.js'
 import { SEED } from './_seed.js'
 
-const RING = 1n << 128n
-const MAX = RING - 1n
 const BS: readonly DigitBits[] = [1, 2, 4, 8]
-
-const refDigit = (x: bigint, i: number, b: DigitBits): number =>
-  Number((x >> BigInt(128 - (i + 1) * b)) & ((1n << BigInt(b)) - 1n))
-const refSharedPrefix = (x: bigint, y: bigint, b: DigitBits): number => {
-  let n = 0
-  while (n < 128 / b && refDigit(x, n, b) === refDigit(y, n, b)) n++
-  return n
-}
 
 interface Node {
   readonly id: Id
   readonly tag: number
 }
-const id = (x: bigint): Id => Id.fromBigInt(x)
-const big = (x: Id): bigint => x.toBigInt()
 
 interface Cell {
   readonly id: bigint
