@@ -1,0 +1,165 @@
+/*
+ * The contract between a node's runtime and the network underneath it.
+ *
+ * A transport moves opaque frames (encoded protocol messages) between listen addresses. It knows
+ * nothing of Pastry beyond the local node's id, which it may carry in a handshake. Delivery is best
+ * effort: the protocol acknowledges every routed hop and probes its peers, so a transport reports a
+ * frame it could not deliver as an error event and goes on; it never retries forever or buffers
+ * without bound.
+ *
+ * Lifecycle: made by a package's factory (`createTcpTransport`, `createUdpTransport`,
+ * `MemoryNetwork.createTransport`), then `listen` once, then any number of `send`s, then `close`
+ * once. Incoming frames and errors reach the handlers given to `listen`, never before `listen`
+ * resolves and never after `close` resolves.
+ */
+
+import { PastryError } from '../errors.js'
+import type { Id } from '../id/id.js'
+
+/** Who a frame came from, as the transport knows it. */
+export interface TransportPeer {
+  /**
+   * The peer's listen address (`host:port`), the one to `send` replies to. A transport with a
+   * handshake reports the address the peer proved; a datagram transport reports the source address.
+   */
+  readonly address: string
+  /** The peer's node id, when the transport learned it in a handshake. */
+  readonly id?: Id
+}
+
+/** What a transport calls back with. Both handlers must return quickly and must not throw. */
+export interface TransportHandlers {
+  /** A whole frame arrived. The transport does not read `frame` after the call returns. */
+  message(frame: Uint8Array, from: TransportPeer): void
+  /** Something went wrong that the caller may want to know: see {@link TransportErrorCode}. */
+  error(error: TransportError): void
+}
+
+/** What {@link Transport.listen} needs. */
+export interface ListenOptions {
+  /** The address to bind, `host:port`; port 0 picks a free port. IPv6 hosts go in brackets. */
+  readonly address: string
+  /** The local node's id, for transports that introduce themselves in a handshake. */
+  readonly localId: Id
+  readonly handlers: TransportHandlers
+}
+
+/**
+ * A way to move frames between nodes. Implementations: `@pastry/transport-tcp`,
+ * `@pastry/transport-udp`, and the in-memory transport in `@pastry/testkit`. Each passes the
+ * conformance suite in `@pastry/testkit`.
+ */
+export interface Transport {
+  /** A short name for logs and metrics, such as `tcp`. */
+  readonly kind: string
+  /** The largest frame `send` accepts, in bytes. */
+  readonly maxFrameBytes: number
+  /**
+   * Binds and starts receiving. Resolves to the bound address (the real port when 0 was asked
+   * for), which is the address peers send to. Rejects with a {@link TransportError} (`LISTEN_FAILED`)
+   * when the address cannot be bound. Call once.
+   */
+  listen(options: ListenOptions): Promise<string>
+  /**
+   * Queues `frame` for the peer listening at `to` and returns at once. Throws
+   * {@link TransportError} synchronously for a caller's mistake: `FRAME_TOO_LARGE`, `BAD_ADDRESS`,
+   * `NOT_LISTENING` or `CLOSED`. Failure to deliver (`UNREACHABLE`, `CONNECT_TIMEOUT`,
+   * `BACKPRESSURE`, ...) arrives later as an error event, and the frame is dropped. The transport
+   * does not keep a reference to `frame` once this returns, so the caller may reuse it.
+   */
+  send(to: string, frame: Uint8Array): void
+  /**
+   * Stops receiving, drops queued frames, releases the address, and resolves when everything is
+   * released. Later `send`s throw `CLOSED`; calling `close` again resolves at once.
+   */
+  close(): Promise<void>
+}
+
+/** Stable codes for {@link TransportError}. */
+export type TransportErrorCode =
+  /** `send` was given a frame above `maxFrameBytes`. */
+  | 'FRAME_TOO_LARGE'
+  /** An address that is not `host:port`. */
+  | 'BAD_ADDRESS'
+  /** `send` before `listen` resolved. */
+  | 'NOT_LISTENING'
+  /** `send` or `listen` after `close`. */
+  | 'CLOSED'
+  /** `listen` could not bind. */
+  | 'LISTEN_FAILED'
+  /** Nobody accepted a connection or a frame at that address. */
+  | 'UNREACHABLE'
+  /** Connecting took longer than the transport's connect timeout. */
+  | 'CONNECT_TIMEOUT'
+  /** The queue toward a peer was full, and the frame was dropped. */
+  | 'BACKPRESSURE'
+  /** A peer failed the handshake or authentication (for example, a wrong cluster key). */
+  | 'HANDSHAKE_FAILED'
+  /** A peer sent bytes that are not a valid frame; the transport cut it off. */
+  | 'BAD_FRAME'
+  /** A peer stayed silent mid-handshake or mid-frame for too long; the transport cut it off. */
+  | 'TIMEOUT'
+  /** An established link to a peer broke; frames queued on it were dropped. */
+  | 'CONNECTION_LOST'
+
+/**
+ * An error from a transport, thrown by `send`/`listen` or handed to the error handler. `peer`, when
+ * set, is the address it concerns.
+ */
+export class TransportError extends PastryError {
+  declare readonly code: TransportErrorCode
+  readonly peer: string | undefined
+
+  constructor(code: TransportErrorCode, message: string, peer?: string, options?: { cause?: unknown }) {
+    super(code, message)
+    this.name = 'TransportError'
+    this.peer = peer
+    if (options?.cause !== undefined) (this as { cause?: unknown }).cause = options.cause
+  }
+}
+
+/** A `host:port` split into its parts; IPv6 hosts lose their brackets. */
+export interface HostPort {
+  readonly host: string
+  readonly port: number
+}
+
+/**
+ * Parses `host:port` (IPv6 as `[::1]:4000`), throwing {@link TransportError} `BAD_ADDRESS` for
+ * anything else. Transports call it on every address they are given.
+ */
+export function parseAddress(address: string): HostPort {
+  if (typeof address !== 'string') throw new TransportError('BAD_ADDRESS', 'an address must be a string')
+  let host: string
+  let portText: string
+  if (address.startsWith('[')) {
+    const close = address.indexOf(']')
+    if (close < 0 || address[close + 1] !== ':') {
+      throw new TransportError('BAD_ADDRESS', `bad address "${address}": expected [ipv6]:port`)
+    }
+    host = address.slice(1, close)
+    portText = address.slice(close + 2)
+    if (!host.includes(':'))
+      throw new TransportError('BAD_ADDRESS', `bad address "${address}": brackets are for IPv6`)
+  } else {
+    const colon = address.lastIndexOf(':')
+    if (colon <= 0) throw new TransportError('BAD_ADDRESS', `bad address "${address}": expected host:port`)
+    host = address.slice(0, colon)
+    portText = address.slice(colon + 1)
+    if (host.includes(':')) {
+      throw new TransportError('BAD_ADDRESS', `bad address "${address}": put an IPv6 host in brackets`)
+    }
+  }
+  if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) {
+    throw new TransportError('BAD_ADDRESS', `bad address "${address}": the port must be 0..65535`)
+  }
+  if (host.length === 0 || /[\s/]/.test(host)) {
+    throw new TransportError('BAD_ADDRESS', `bad address "${address}": bad host`)
+  }
+  return { host, port: Number(portText) }
+}
+
+/** Joins a host and port into an address, bracketing IPv6 hosts. */
+export function formatAddress(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
+}
