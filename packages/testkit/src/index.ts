@@ -8,9 +8,9 @@
  *
  * - `Simulator`: the deterministic discrete-event simulator (faults, churn, oracle, metrics), and
  *   `runProtocolExperiment`, a whole join / settle / fail / churn / lookup run over it.
+ * - `MemoryNetwork`: an in-memory `Transport`; `transportConformance`: what every transport must pass.
  *
- * The README expands on each, and on what is still to come (the in-memory transport and the
- * transport conformance suite).
+ * The README expands on each.
  */
 
 export {
@@ -41,3 +41,18 @@ export {
   type TopologyKind,
   type TopologyOptions,
 } from './topology.js'
+export {
+  type ConformanceCase,
+  type ConformanceOptions,
+  type ConformanceSubject,
+  DEFAULT_CONFORMANCE_TIMEOUT_MS,
+  DEFAULT_MAX_QUEUED_FRAMES,
+  MAX_BLOCKED_PAIRS,
+  MAX_PENDING_ERRORS,
+  MemoryNetwork,
+  type MemoryNetworkOptions,
+  type MemoryNetworkStats,
+  type MemoryPartitionOptions,
+  type MemoryTransportOptions,
+  transportConformance,
+} from './transport/index.js'

@@ -1,4 +1,15 @@
 export {
+  type CreateNodeOptions,
+  createNode,
+  JoinError,
+  type JoinOptions,
+  type OverlayEvent,
+  type OverlayEventOf,
+  OverlayNode,
+  type RuntimeEvent,
+  type RuntimeStats,
+} from './node.js'
+export {
   formatAddress,
   type HostPort,
   type ListenOptions,

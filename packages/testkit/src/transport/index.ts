@@ -1,0 +1,24 @@
+/**
+ * Transports for tests: the in-memory {@link MemoryNetwork}, and {@link transportConformance}, the
+ * suite that every transport (in-memory, TCP, UDP) must pass.
+ *
+ * @module
+ */
+
+export {
+  type ConformanceCase,
+  type ConformanceOptions,
+  type ConformanceSubject,
+  DEFAULT_CONFORMANCE_TIMEOUT_MS,
+  transportConformance,
+} from './conformance.js'
+export {
+  DEFAULT_MAX_QUEUED_FRAMES,
+  MAX_BLOCKED_PAIRS,
+  MAX_PENDING_ERRORS,
+  MemoryNetwork,
+  type MemoryNetworkOptions,
+  type MemoryNetworkStats,
+  type MemoryPartitionOptions,
+  type MemoryTransportOptions,
+} from './memory.js'
