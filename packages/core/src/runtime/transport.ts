@@ -11,6 +11,14 @@
  * `MemoryNetwork.createTransport`), then `listen` once, then any number of `send`s, then `close`
  * once. Incoming frames and errors reach the handlers given to `listen`, never before `listen`
  * resolves and never after `close` resolves.
+ *
+ * What every transport guarantees (the conformance suite in `@pastry/testkit` checks each):
+ * - frames between one sender and one receiver arrive in the order sent, each at most once, intact;
+ * - a frame `send` accepted is either delivered or accounted for by an error event toward its
+ *   address (a peer that went away is reported, not silently written into the void);
+ * - `send` before `listen` has resolved throws `NOT_LISTENING`; a malformed address throws or
+ *   rejects with `BAD_ADDRESS`, from `send` and `listen` alike;
+ * - `close` resolves in any state, even before `listen`, and frees the address for a new `listen`.
  */
 
 import { PastryError } from '../errors.js'
