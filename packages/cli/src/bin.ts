@@ -1,6 +1,12 @@
 #!/usr/bin/env node
 import { main } from './index.js'
 
+// A reader that stops early (`pastry ... | head`) is not an error of ours.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0)
+  throw e
+})
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code

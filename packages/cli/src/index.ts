@@ -1,19 +1,25 @@
 /**
  * @pastry/cli: the `pastry` command.
  *
- * - `pastry sim`: a deterministic overlay simulation from a seed (today: the static routing
- *   experiment, `--static`).
+ * - `pastry sim`: a deterministic overlay simulation from a seed, through the real protocol or
+ *   (`--static`) from perfect tables.
+ * - `pastry node`: one node as a daemon, driven through its admin HTTP API.
+ * - `pastry demo`: a local cluster of `pastry node` processes over TCP, routing messages.
  *
- * `pastry node`, `pastry demo` and `pastry bench` are not in this version. The README documents each
- * command's options and output.
+ * `pastry bench` is not in this version. The README documents each command's options and output.
  */
+
+import { DEMO_USAGE, runDemo } from './demo.js'
 import { UsageError } from './errors.js'
+import { NODE_USAGE, runNode } from './node/daemon.js'
 import { runSim, SIM_USAGE } from './sim.js'
 
 export const USAGE = `Usage: pastry <command> [options]
 
 Commands:
   sim       simulate an overlay and route lookups (pastry sim --help)
+  node      run one node as a daemon with an admin HTTP API (pastry node --help)
+  demo      start a local cluster over TCP and route messages through it
   help      show this help
 
 Run \`pastry <command> --help\` for a command's options.`
@@ -30,6 +36,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     switch (command) {
       case 'sim':
         return await runSim(rest)
+      case 'node':
+        return await runNode(rest)
+      case 'demo':
+        return await runDemo(rest)
       case undefined:
       case 'help':
       case '--help':
@@ -41,7 +51,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
   } catch (e) {
     if (e instanceof UsageError) {
-      process.stderr.write(`pastry: ${e.message}\n\n${command === 'sim' ? SIM_USAGE : USAGE}\n`)
+      const usages: Record<string, string> = { sim: SIM_USAGE, node: NODE_USAGE, demo: DEMO_USAGE }
+      const usage = usages[command ?? ''] ?? USAGE
+      process.stderr.write(`pastry: ${e.message}\n\n${usage}\n`)
       return 2
     }
     process.stderr.write(`pastry: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`)
