@@ -320,7 +320,8 @@ export class OverlayNode {
 
   /**
    * Routes `payload` for application `app` toward the live node numerically closest to `key`, and
-   * returns the message id its `deliver` (or `routeFailed`) event will carry. Throws
+   * returns the message id its `deliver` (or `routeFailed`) event will carry. When this node is
+   * itself the closest to `key`, the `deliver` event fires before `route` returns. Throws
    * `IllegalStateError` unless joining or active, and `MessageTooLargeError` when the payload
    * cannot fit in one frame.
    */
