@@ -24,6 +24,8 @@ export interface Member {
   readonly exited: Promise<number | string>
   /** Lines the member wrote to stderr, the last 200. */
   readonly stderr: string[]
+  /** Lines the member wrote to stdout, the first 100 (the contract has two). */
+  readonly stdout: string[]
 }
 
 /** Options for {@link LocalCluster}. */
@@ -89,6 +91,10 @@ export class LocalCluster {
       child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown'))
     })
     const lines = createInterface({ input: child.stdout })
+    const stdout: string[] = []
+    lines.on('line', (line) => {
+      if (stdout.length < 100) stdout.push(line)
+    })
     let onActive: () => void = () => {}
     const active = new Promise<void>((resolve, reject) => {
       onActive = resolve
@@ -133,6 +139,7 @@ export class LocalCluster {
       active,
       exited,
       stderr,
+      stdout,
     }
     this.members.push(member)
     return member
