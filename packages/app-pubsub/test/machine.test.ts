@@ -1,0 +1,312 @@
+// The PubSubMachine driven deterministically by the test harness (idealised routing, virtual time).
+
+import { hashId, type NodeHandle } from '@pastry/core'
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { PubSubError, PubSubMachine } from '../src/index.js'
+import { bytes, gaps, Harness, received, type SimNode } from './_harness.js'
+import { SEED } from './_seed.js'
+
+const FAST = {
+  heartbeatMs: 100,
+  subscribeTimeoutMs: 200,
+  publishAckTimeoutMs: 100,
+  replayTimeoutMs: 100,
+}
+
+function build(label: string, count: number, config = {}): Harness {
+  const h = new Harness(`${label}-${SEED}`, { ...FAST, ...config })
+  for (let i = 0; i < count; i++) h.add()
+  return h
+}
+
+/** Publishes `count` messages from each publisher, round robin, `gapMs` apart. */
+function stream(h: Harness, publishers: SimNode[], topic: string, count: number, gapMs = 5, from = 0): void {
+  for (let i = from; i < from + count; i++) {
+    for (const p of publishers) h.input(p, (now) => p.machine.publish(now, topic, bytes(`${topic}:${i}`)))
+    h.run(gapMs)
+  }
+}
+
+function expected(publishers: SimNode[], count: number): Map<string, string[]> {
+  const m = new Map<string, string[]>()
+  for (const p of publishers)
+    m.set(
+      p.handle.id.toHex(),
+      Array.from({ length: count }, (_, i) => `${p.handle.id.toHex()}/${i + 1}`),
+    )
+  return m
+}
+
+/** Each publisher's messages, in order, exactly once. */
+function assertExactlyOnceInOrder(n: SimNode, topic: string, publishers: SimNode[], count: number): void {
+  const got = received(n, topic)
+  for (const [hex, want] of expected(publishers, count)) {
+    const mine = got.filter((k) => k.startsWith(`${hex}/`))
+    assert.equal(mine, want, `${n.handle.address} on ${topic} from ${hex.slice(0, 6)}`)
+  }
+}
+
+const m = suite('PubSubMachine (deterministic harness)')
+
+m('a lone node is the root: it delivers its own publishes and acknowledges them', () => {
+  const h = build('lone', 1)
+  const n = h.nodes[0]!
+  h.input(n, (now) => n.machine.subscribe(now, 'news'))
+  h.run(10)
+  assert.ok(n.machine.isRoot('news'))
+  const r = h.input(n, (now) => n.machine.publish(now, 'news', bytes('hi')))
+  assert.is(r.seq, 1)
+  h.run(10)
+  assert.equal(received(n, 'news'), [`${n.handle.id.toHex()}/1`])
+  assert.ok(n.events.some((e) => e.type === 'published' && e.seq === 1))
+  assert.is(n.machine.pendingPublishes, 0)
+})
+
+m(
+  'every subscriber gets every message once, in order per publisher (3 publishers, 2 topics, 30 nodes)',
+  () => {
+    const h = build('fanout', 30)
+    const topics = ['alpha', 'beta']
+    const subs = h.nodes.slice(0, 20)
+    for (const t of topics) for (const s of subs) h.input(s, (now) => s.machine.subscribe(now, t))
+    h.run(500)
+    const pubs = [h.nodes[25]!, h.nodes[3]!, h.nodes[29]!]
+    for (const t of topics) stream(h, pubs, t, 25, 3)
+    h.run(1000)
+    for (const t of topics) {
+      assert.ok(h.rootOf(hashId(t)).machine.isRoot(t), `the closest node is ${t}'s root`)
+      for (const s of subs) assertExactlyOnceInOrder(s, t, pubs, 25)
+      for (const s of h.nodes.slice(20)) assert.equal(received(s, t), [], 'non-subscribers get nothing')
+    }
+    for (const p of pubs) assert.is(p.machine.pendingPublishes, 0, 'every publish was acknowledged')
+    for (const n of h.nodes) assert.equal(gaps(n), [])
+  },
+)
+
+m('the tree is consistent: parents and children agree, paths lead to the root', () => {
+  const h = build('shape', 25)
+  for (const s of h.nodes) h.input(s, (now) => s.machine.subscribe(now, 'shape'))
+  h.run(600)
+  const root = h.rootOf(hashId('shape'))
+  for (const n of h.nodes) {
+    if (n === root) continue
+    const parent = n.machine.parentOf('shape')
+    assert.ok(parent !== undefined, `${n.handle.address} has a parent`)
+    const p = h.byId(parent.id)!
+    assert.ok(
+      p.machine.childrenOf('shape').some((c) => c.id.equals(n.handle.id)),
+      'its parent lists it',
+    )
+    // Walk up: reaches the root without a cycle.
+    let at: SimNode = n
+    for (let i = 0; i < 30 && at !== root; i++) at = h.byId(at.machine.parentOf('shape')!.id)!
+    assert.is(at, root)
+  }
+})
+
+m('max-children hands extra children down to existing ones', () => {
+  const h = build('maxchildren', 30, { maxChildren: 2, maxRedirects: 32 })
+  for (const s of h.nodes) h.input(s, (now) => s.machine.subscribe(now, 'crowd'))
+  h.run(1500)
+  const redirects = h.nodes.reduce((a, n) => a + n.machine.stats.redirects, 0)
+  assert.ok(redirects > 0, 'some subscribers were handed down')
+  for (const n of h.nodes)
+    assert.ok(n.machine.childrenOf('crowd').length <= 2, `${n.handle.address} has at most 2 children`)
+  const pub = h.nodes[7]!
+  stream(h, [pub], 'crowd', 10)
+  h.run(500)
+  for (const s of h.nodes) assertExactlyOnceInOrder(s, 'crowd', [pub], 10)
+})
+
+m('unsubscribe prunes the tree: forwarders with no members leave it', () => {
+  const h = build('prune', 20)
+  const subs = h.nodes.slice(0, 8)
+  for (const s of subs) h.input(s, (now) => s.machine.subscribe(now, 'gone'))
+  h.run(500)
+  const withState = () => h.nodes.filter((n) => n.machine.topics.includes('gone'))
+  assert.ok(withState().length >= subs.length)
+  for (const s of subs) h.input(s, (now) => s.machine.unsubscribe(now, 'gone'))
+  h.run(500)
+  const root = h.rootOf(hashId('gone'))
+  assert.equal(
+    withState().filter((n) => n !== root),
+    [],
+    'only the root keeps state (until idle)',
+  )
+  assert.equal(root.machine.childrenOf('gone'), [])
+  assert.ok(h.nodes.some((n) => n.events.some((e) => e.type === 'childRemoved' && e.reason === 'left')))
+})
+
+m('anycast reaches one accepting member; with none accepting it comes back unaccepted', () => {
+  const h = build('anycast', 20)
+  const members = h.nodes.slice(0, 10)
+  for (const s of members) h.input(s, (now) => s.machine.subscribe(now, 'work'))
+  h.run(500)
+  const takers = new Set([members[3]!, members[8]!])
+  let asked = 0
+  for (const s of members)
+    s.accept = (topic) => {
+      asked++
+      return topic === 'work' && takers.has(s)
+    }
+  const requester = h.nodes[15]!
+  const id = h.input(requester, (now) => requester.machine.anycast(now, 'work', bytes('job')))
+  h.run(300)
+  const done = requester.events.find((e) => e.type === 'anycastDone' && e.anycastId === id)
+  assert.ok(done !== undefined && done.type === 'anycastDone')
+  assert.ok(
+    done.accepted && done.by !== undefined && [...takers].some((t) => t.handle.id.equals(done.by!.id)),
+  )
+  assert.ok(asked >= 1)
+  for (const s of members) s.accept = () => false
+  const id2 = h.input(requester, (now) => requester.machine.anycast(now, 'work', bytes('job2')))
+  h.run(300)
+  const done2 = requester.events.find((e) => e.type === 'anycastDone' && e.anycastId === id2)
+  assert.ok(done2 !== undefined && done2.type === 'anycastDone' && !done2.accepted)
+})
+
+m('a forwarder crash mid-stream: delivery resumes and no subscriber misses a message', () => {
+  const h = build('forwarder-crash', 30)
+  const subs = h.nodes.slice(0, 24)
+  for (const s of subs) h.input(s, (now) => s.machine.subscribe(now, 'live'))
+  h.run(500)
+  const root = h.rootOf(hashId('live'))
+  const pub = h.nodes[27]!
+  // A non-root forwarder with children, not the publisher.
+  const victim =
+    h.nodes.find(
+      (n) => n !== root && n !== pub && !subs.includes(n) && n.machine.childrenOf('live').length > 0,
+    ) ?? subs.find((n) => n !== root && n.machine.childrenOf('live').length > 0)!
+  stream(h, [pub], 'live', 20)
+  h.crash(victim)
+  stream(h, [pub], 'live', 40, 5, 20)
+  h.run(2000)
+  for (const s of subs) if (s !== victim) assertExactlyOnceInOrder(s, 'live', [pub], 60)
+  for (const s of subs) if (s !== victim) assert.equal(gaps(s), [])
+})
+
+m('a root crash mid-stream: the next closest node takes over and nothing is lost', () => {
+  const h = build('root-crash', 30)
+  const subs = h.nodes.slice(0, 24)
+  for (const s of subs) h.input(s, (now) => s.machine.subscribe(now, 'live'))
+  h.run(500)
+  const root = h.rootOf(hashId('live'))
+  const pubs = h.nodes.slice(25, 28).filter((p) => p !== root)
+  stream(h, pubs, 'live', 20)
+  h.crash(root)
+  stream(h, pubs, 'live', 40, 5, 20)
+  h.run(3000)
+  const newRoot = h.rootOf(hashId('live'))
+  assert.ok(newRoot.machine.isRoot('live'), 'the next closest node is the root')
+  for (const s of subs) if (s !== root) assertExactlyOnceInOrder(s, 'live', pubs, 60)
+  for (const s of subs) if (s !== root) assert.equal(gaps(s), [])
+  for (const p of pubs) assert.is(p.machine.pendingPublishes, 0)
+})
+
+m('a closer node joining takes over as root; the tree follows it', () => {
+  const h = build('handoff', 15)
+  for (const s of h.nodes) h.input(s, (now) => s.machine.subscribe(now, 'moving'))
+  h.run(500)
+  const old = h.rootOf(hashId('moving'))
+  // An id closer to the topic than the root: flip the last bits of the topic id.
+  const key = hashId('moving')
+  const closer = h.add(key)
+  h.input(closer, (now) => closer.machine.subscribe(now, 'moving'))
+  h.run(800)
+  assert.ok(closer.machine.isRoot('moving'))
+  assert.not.ok(old.machine.isRoot('moving'))
+  const pub = h.nodes[2]!
+  stream(h, [pub], 'moving', 10)
+  h.run(800)
+  for (const s of h.nodes) assertExactlyOnceInOrder(s, 'moving', [pub], 10)
+})
+
+m('a gap older than the replay window is reported exactly, then delivery goes on', () => {
+  const h = build('gap', 12, { replayWindow: 5 })
+  for (const s of h.nodes) h.input(s, (now) => s.machine.subscribe(now, 'lossy'))
+  h.run(500)
+  const root = h.rootOf(hashId('lossy'))
+  const pub = h.nodes.find((n) => n !== root)!
+  const victim = h.nodes.find((n) => n !== root && n !== pub && n.machine.childrenOf('lossy').length === 0)!
+  stream(h, [pub], 'lossy', 3)
+  h.run(200)
+  victim.deaf = true
+  stream(h, [pub], 'lossy', 20, 5, 3)
+  h.run(50)
+  victim.deaf = false
+  stream(h, [pub], 'lossy', 1, 5, 23)
+  h.run(2000)
+  // Missed 4..23; the publisher's window (5) still holds 20..24 when the victim asks.
+  assert.equal(
+    gaps(victim, 'lossy').map((g) => [g.fromSeq, g.toSeq]),
+    [[4, 19]],
+  )
+  const got = received(victim, 'lossy').map((k) => Number(k.split('/')[1]))
+  assert.equal(got, [1, 2, 3, 20, 21, 22, 23, 24])
+  for (const n of h.nodes) if (n !== victim) assert.equal(gaps(n), [])
+  for (const n of h.nodes) if (n !== victim) assertExactlyOnceInOrder(n, 'lossy', [pub], 24)
+})
+
+m('a publish survives the root failing before it acknowledges', () => {
+  const h = build('retry', 12)
+  for (const s of h.nodes) h.input(s, (now) => s.machine.subscribe(now, 'safe'))
+  h.run(500)
+  const root = h.rootOf(hashId('safe'))
+  const pub = h.nodes.find((n) => n !== root)!
+  h.crash(root)
+  h.input(pub, (now) => pub.machine.publish(now, 'safe', bytes('during failover')))
+  h.run(3000)
+  assert.ok(pub.events.some((e) => e.type === 'published' && e.seq === 1))
+  for (const s of h.nodes) if (s !== root) assert.equal(received(s, 'safe'), [`${pub.handle.id.toHex()}/1`])
+})
+
+m('bad payloads are counted and ignored; the machine goes on', () => {
+  const h = build('bad', 4)
+  const n = h.nodes[0]!
+  const from: NodeHandle = h.nodes[1]!.handle
+  const r = h.rng.derive('junk')
+  for (let i = 0; i < 300; i++) {
+    const junk = new Uint8Array(r.int(64))
+    for (let j = 0; j < junk.length; j++) junk[j] = r.int(256)
+    h.input(n, (now) => n.machine.handleDirect(now, junk, from))
+    const d = { msgId: i, key: hashId('x'), app: 'pubsub', payload: junk, origin: from, hops: 1 }
+    const decision = h.input(n, (now) => n.machine.handleForward(now, d, from))
+    assert.is(decision.action, 'drop')
+  }
+  assert.is(n.machine.stats.badMessages, 600)
+  assert.ok(n.events.every((e) => e.type === 'error' && e.code === 'BAD_MESSAGE'))
+  h.input(n, (now) => n.machine.subscribe(now, 'ok'))
+  h.run(300)
+  const p = h.nodes[2]!
+  stream(h, [p], 'ok', 3)
+  h.run(300)
+  assertExactlyOnceInOrder(n, 'ok', [p], 3)
+})
+
+m('commands check their input; time may not go backwards', () => {
+  const h = build('checks', 1, { maxDataBytes: 100 })
+  const n = h.nodes[0]!.machine
+  assert.throws(
+    () => n.subscribe(0, 'x'.repeat(300)),
+    (e: unknown) => e instanceof PubSubError && e.code === 'BAD_TOPIC',
+  )
+  assert.throws(
+    () => n.publish(0, 't', new Uint8Array(101)),
+    (e: unknown) => e instanceof PubSubError && e.code === 'DATA_TOO_LARGE',
+  )
+  n.subscribe(10, 't')
+  assert.throws(
+    () => n.subscribe(5, 't'),
+    (e: unknown) => e instanceof PubSubError && e.code === 'TIME_WENT_BACKWARDS',
+  )
+  assert.throws(
+    () =>
+      new PubSubMachine({
+        host: { handle: h.nodes[0]!.handle, route() {}, send() {} },
+        config: { heartbeatMs: 0 },
+      }),
+  )
+})
+
+m.run()
