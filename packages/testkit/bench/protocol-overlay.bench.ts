@@ -23,6 +23,7 @@ if (pnsArg === undefined) {
         '--import',
         'tsx',
         '--max-old-space-size=20000',
+        '--expose-gc',
         fileURLToPath(import.meta.url),
         String(nodes),
         String(lookups),
@@ -42,7 +43,20 @@ if (pnsArg === undefined) {
   )
 } else {
   const t0 = performance.now()
-  const r = runProtocolExperiment({ nodes, lookups, seed, pns: pnsArg === 'on' })
+  // Memory once the overlay has settled (when lookups start), after a full collection when the
+  // process runs with --expose-gc: heap plus external (typed-array storage), per node.
+  let settledBytes = Number.NaN
+  const r = runProtocolExperiment({
+    nodes,
+    lookups,
+    seed,
+    pns: pnsArg === 'on',
+    onNodes: () => {
+      ;(globalThis as { gc?: () => void }).gc?.()
+      const m = process.memoryUsage()
+      settledBytes = m.heapUsed + m.external
+    },
+  })
   const wallS = (performance.now() - t0) / 1000
   console.log(
     JSON.stringify({
@@ -50,8 +64,10 @@ if (pnsArg === undefined) {
       nodes: r.nodes,
       'wall s': +wallS.toFixed(1),
       'peak RSS MB': Math.round(process.resourceUsage().maxRSS / 1024),
+      'settled KB/node': Math.round(settledBytes / 1024 / nodes),
       'simulated s': +(r.simulatedMs / 1000).toFixed(1),
       events: r.events,
+      'events/s': Math.round(r.events / wallS),
       lookups: r.lookups,
       correct: r.correct,
       incorrect: r.incorrect,

@@ -14,7 +14,15 @@
  *      spread over this phase, so they meet the churn;
  *   5. lookups: K lookups from random live nodes at lookupSpacingMs, then drain.
  */
-import { ConfigError, createRng, type Id, PastryNode, type ProtocolConfig, randomId } from '@pastry/core'
+import {
+  ConfigError,
+  createRng,
+  type Id,
+  PastryNode,
+  type ProtocolConfig,
+  randomId,
+  resolveConfig,
+} from '@pastry/core'
 import type { SimReport } from './sim/simulator.js'
 import { Simulator } from './sim/simulator.js'
 import type { Distribution } from './static-experiment.js'
@@ -129,6 +137,8 @@ export function runProtocolExperiment(options: ProtocolExperimentOptions): Proto
     ...options.config,
   }
   const tls = config.leafSetHeartbeatMs ?? 30_000
+  // Resolved once and shared by every node (a resolved configuration passes through unchanged).
+  const nodeConfig = resolveConfig(config)
   const rng = createRng(options.seed).derive('experiment')
   // Room in the topology for churn arrivals: about n · duration / session of them.
   const arrivals = churn === undefined ? 0 : Math.ceil((2 * n * churn.durationMs) / churn.sessionMs) + 64
@@ -137,7 +147,8 @@ export function runProtocolExperiment(options: ProtocolExperimentOptions): Proto
     topology: { kind: topologyKind, size: n + arrivals },
     network: { loss },
     encode: options.encode ?? false,
-    createNode: (ctx) => new PastryNode({ id: ctx.id, address: ctx.address, rng: ctx.rng, config }),
+    createNode: (ctx) =>
+      new PastryNode({ id: ctx.id, address: ctx.address, rng: ctx.rng, config: nodeConfig }),
     tableStats: (node) => ({ leafSet: node.leafSet.size, routingTable: node.routingTable.size }),
   })
   const progress = options.onProgress ?? (() => {})

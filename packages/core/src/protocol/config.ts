@@ -85,12 +85,17 @@ export const DEFAULT_PROTOCOL_CONFIG: ProtocolConfig = Object.freeze({
   maxDeliveredMemory: 4_096,
 })
 
+/** Configurations made by {@link resolveConfig}: frozen and checked, so they pass through as they are. */
+const RESOLVED = new WeakSet<object>()
+
 /**
  * Fills in defaults and checks every setting, throwing {@link ConfigError} with the setting's name
  * for a bad one. When only `leafSetHeartbeatMs` is given, the timeouts that default to multiples of
- * it follow it.
+ * it follow it. A configuration this function returned comes back unchanged, so that many nodes
+ * made from one resolved configuration share it.
  */
 export function resolveConfig(partial: Partial<ProtocolConfig> = {}): ProtocolConfig {
+  if (RESOLVED.has(partial)) return partial as ProtocolConfig
   const tls = partial.leafSetHeartbeatMs ?? DEFAULT_PROTOCOL_CONFIG.leafSetHeartbeatMs
   const leafSetTimeoutMs = partial.leafSetTimeoutMs ?? tls * 2.5
   const c: ProtocolConfig = {
@@ -138,7 +143,9 @@ export function resolveConfig(partial: Partial<ProtocolConfig> = {}): ProtocolCo
   positiveInt('maxProbesInFlight', c.maxProbesInFlight, 1_000_000)
   positiveInt('maxFailedMemory', c.maxFailedMemory, 10_000_000)
   positiveInt('maxDeliveredMemory', c.maxDeliveredMemory, 10_000_000)
-  return Object.freeze(c)
+  const resolved = Object.freeze(c)
+  RESOLVED.add(resolved)
+  return resolved
 }
 
 function named(name: string, check: () => unknown): void {

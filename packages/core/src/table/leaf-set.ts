@@ -15,9 +15,15 @@
  *
  * Removing a member does not bring back a node dropped earlier: the set only knows what it was
  * told. Refilling a hole is the protocol's job (it asks the farthest live leaf on that side).
+ *
+ * Layout. Beside each half's members, the set keeps their distances from this node in that
+ * direction, four int32 words each, in one small typed array. Membership, insertion points and
+ * `wouldAccept` scan those contiguous words (one subtraction for the id looked up, then at most
+ * L/2 comparisons) and never touch the member objects, which a simulation of many nodes keeps
+ * scattered over the heap.
  */
 import { ConfigError } from '../errors.js'
-import { compareClockwise, compareDistance, type Id, onClockwiseArc } from '../id/id.js'
+import { compareDistance, type Id, onClockwiseArc } from '../id/id.js'
 import type { HasId } from './types.js'
 
 /** The default leaf-set size L. */
@@ -63,12 +69,18 @@ export class LeafSet<N extends HasId> implements LeafSetView<N> {
   readonly half: number
   readonly #cw: N[] = []
   readonly #ccw: N[] = []
+  /**
+   * Distances from self, four words per member, nearest first: clockwise ones (member − self) at
+   * [0, 4 × half), counter-clockwise ones (self − member) at [4 × half, 8 × half).
+   */
+  readonly #dist: Int32Array
 
   /** Makes an empty leaf set for `self` with L = `size` (default 16). */
   constructor(self: Id, size: number = DEFAULT_LEAF_SET_SIZE) {
     this.self = self
     this.capacity = checkLeafSetSize(size)
     this.half = size / 2
+    this.#dist = new Int32Array(size * 4)
   }
 
   get cwSize(): number {
@@ -100,7 +112,7 @@ export class LeafSet<N extends HasId> implements LeafSetView<N> {
   /** The number of distinct members. */
   get size(): number {
     let n = this.#cw.length
-    for (const m of this.#ccw) if (!this.#inHalf(this.#cw, m.id)) n++
+    for (const m of this.#ccw) if (!this.#has(CW, m.id)) n++
     return n
   }
 
@@ -117,7 +129,7 @@ export class LeafSet<N extends HasId> implements LeafSetView<N> {
   /** The distinct members, clockwise half first, then the rest of the counter-clockwise half. */
   members(): N[] {
     const out = this.#cw.slice()
-    for (const m of this.#ccw) if (!this.#inHalf(this.#cw, m.id)) out.push(m)
+    for (const m of this.#ccw) if (!this.#has(CW, m.id)) out.push(m)
     return out
   }
 
@@ -127,12 +139,14 @@ export class LeafSet<N extends HasId> implements LeafSetView<N> {
 
   /** True when a member has this id. */
   contains(id: Id): boolean {
-    return this.#inHalf(this.#cw, id) || this.#inHalf(this.#ccw, id)
+    return this.#has(CW, id) || this.#has(CCW, id)
   }
 
   /** The member with this id, if any. */
   get(id: Id): N | undefined {
-    return this.#cw.find((m) => m.id.equals(id)) ?? this.#ccw.find((m) => m.id.equals(id))
+    for (const m of this.#cw) if (m.id.equals(id)) return m
+    for (const m of this.#ccw) if (m.id.equals(id)) return m
+    return undefined
   }
 
   /**
@@ -143,15 +157,15 @@ export class LeafSet<N extends HasId> implements LeafSetView<N> {
    */
   insert(node: N): boolean {
     if (node.id.equals(this.self)) return false
-    const a = this.#insertHalf(this.#cw, node, 1)
-    const b = this.#insertHalf(this.#ccw, node, -1)
+    const a = this.#insertHalf(CW, node)
+    const b = this.#insertHalf(CCW, node)
     return a || b
   }
 
   /** Removes the member with this id from both halves. Returns true when it was present. */
   remove(id: Id): boolean {
-    const a = this.#removeHalf(this.#cw, id)
-    const b = this.#removeHalf(this.#ccw, id)
+    const a = this.#removeHalf(CW, id)
+    const b = this.#removeHalf(CCW, id)
     return a || b
   }
 
@@ -163,8 +177,8 @@ export class LeafSet<N extends HasId> implements LeafSetView<N> {
 
   /** Which halves a member is in: 'cw', 'ccw', 'both', or undefined when it is not a member. */
   sideOf(id: Id): Side | 'both' | undefined {
-    const inCw = this.#inHalf(this.#cw, id)
-    const inCcw = this.#inHalf(this.#ccw, id)
+    const inCw = this.#has(CW, id)
+    const inCcw = this.#has(CCW, id)
     return inCw && inCcw ? 'both' : inCw ? 'cw' : inCcw ? 'ccw' : undefined
   }
 
@@ -183,15 +197,8 @@ export class LeafSet<N extends HasId> implements LeafSetView<N> {
    */
   wouldAccept(id: Id): boolean {
     if (id.equals(this.self)) return false
-    const cw = this.#cw
-    const ccw = this.#ccw
-    const cwTakes =
-      !this.#inHalf(cw, id) &&
-      (cw.length < this.half || compareClockwise(this.self, id, cw[cw.length - 1]!.id) < 0)
-    const ccwTakes =
-      !this.#inHalf(ccw, id) &&
-      (ccw.length < this.half || compareClockwise(this.self, id, ccw[ccw.length - 1]!.id) > 0)
-    return cwTakes || ccwTakes
+    // A half takes a non-member whose place in distance order is within its first L/2.
+    return this.#takes(CW, id) || this.#takes(CCW, id)
   }
 
   /** The member or self numerically closest to `key`, as an id. */
@@ -202,34 +209,122 @@ export class LeafSet<N extends HasId> implements LeafSetView<N> {
     return best
   }
 
-  #inHalf(half: readonly N[], id: Id): boolean {
-    for (const m of half) if (m.id.equals(id)) return true
-    return false
+  #members(side: number): N[] {
+    return side === CW ? this.#cw : this.#ccw
   }
 
-  /** dir 1 orders by clockwise distance from self; -1 by counter-clockwise distance. */
-  #insertHalf(half: N[], node: N, dir: 1 | -1): boolean {
-    const existing = half.findIndex((m) => m.id.equals(node.id))
-    if (existing >= 0) {
-      half[existing] = node
+  /** Puts the distance of `id` from self in the direction of `side` into the scratch words Q. */
+  #measure(side: number, id: Id): void {
+    if (side === CW) sub(id, this.self)
+    else sub(this.self, id)
+  }
+
+  /**
+   * The position of the scratch distance Q in a half: the number of members nearer than it. Sets
+   * `found` when the member at that position is at exactly that distance (the id is a member).
+   */
+  #position(side: number): number {
+    const d = this.#dist
+    const len = side === CW ? this.#cw.length : this.#ccw.length
+    const base = side === CW ? 0 : this.half * 4
+    const q0 = Q[0]! ^ SIGN
+    for (let i = 0, o = base; i < len; i++, o += 4) {
+      const d0 = d[o]! ^ SIGN
+      if (d0 < q0) continue
+      if (d0 === q0) {
+        const c = compareLow(d[o + 1]!, d[o + 2]!, d[o + 3]!)
+        if (c < 0) continue
+        found = c === 0
+        return i
+      }
+      found = false
+      return i
+    }
+    found = false
+    return len
+  }
+
+  #has(side: number, id: Id): boolean {
+    this.#measure(side, id)
+    this.#position(side)
+    return found
+  }
+
+  #takes(side: number, id: Id): boolean {
+    this.#measure(side, id)
+    const len = side === CW ? this.#cw.length : this.#ccw.length
+    if (len === this.half) {
+      // A full half takes only ids nearer than its farthest member: most offers fail here at once.
+      const o = (side === CW ? 0 : this.half * 4) + (len - 1) * 4
+      const d = this.#dist
+      const far0 = d[o]! ^ SIGN
+      const q0 = Q[0]! ^ SIGN
+      if (q0 > far0 || (q0 === far0 && compareLow(d[o + 1]!, d[o + 2]!, d[o + 3]!) <= 0)) return false
+    }
+    const i = this.#position(side)
+    return !found && i < this.half
+  }
+
+  #insertHalf(side: number, node: N): boolean {
+    const half = this.#members(side)
+    this.#measure(side, node.id)
+    const i = this.#position(side)
+    if (found) {
+      half[i] = node
       return false
     }
-    // Nodes other than self are never at distance 0, so counter-clockwise order is exactly the
-    // reverse of clockwise order.
-    let i = half.length
-    while (i > 0 && dir * compareClockwise(this.self, node.id, half[i - 1]!.id) < 0) i--
     if (i >= this.half) return false
     half.splice(i, 0, node)
     if (half.length > this.half) half.pop()
+    // Shift the distances after i one place on (the last falls off a full half), then write Q at i.
+    const d = this.#dist
+    const base = side === CW ? 0 : this.half * 4
+    d.copyWithin(base + (i + 1) * 4, base + i * 4, base + (half.length - 1) * 4)
+    d.set(Q, base + i * 4)
     return true
   }
 
-  #removeHalf(half: N[], id: Id): boolean {
-    const i = half.findIndex((m) => m.id.equals(id))
-    if (i < 0) return false
+  #removeHalf(side: number, id: Id): boolean {
+    const half = this.#members(side)
+    this.#measure(side, id)
+    const i = this.#position(side)
+    if (!found) return false
     half.splice(i, 1)
+    const d = this.#dist
+    const base = side === CW ? 0 : this.half * 4
+    d.copyWithin(base + i * 4, base + (i + 1) * 4, base + (half.length + 1) * 4)
     return true
   }
+}
+
+const CW = 0
+const CCW = 1
+const SIGN = 0x80000000 | 0
+/** Scratch: the distance being looked up, as four words, most significant first. */
+const Q = new Int32Array(4)
+/** Set by `#position`: whether the distance looked up is a member's. */
+let found = false
+
+/** Q = (a − b) mod 2^128. */
+function sub(a: Id, b: Id): void {
+  let x = (a.w3 >>> 0) - (b.w3 >>> 0)
+  Q[3] = x
+  let borrow = x < 0 ? 1 : 0
+  x = (a.w2 >>> 0) - (b.w2 >>> 0) - borrow
+  Q[2] = x
+  borrow = x < 0 ? 1 : 0
+  x = (a.w1 >>> 0) - (b.w1 >>> 0) - borrow
+  Q[1] = x
+  borrow = x < 0 ? 1 : 0
+  Q[0] = (a.w0 >>> 0) - (b.w0 >>> 0) - borrow
+}
+
+/** Unsigned comparison of words 1..3 of a stored distance with those of Q. */
+function compareLow(d1: number, d2: number, d3: number): number {
+  if (d1 !== Q[1]) return (d1 ^ SIGN) < (Q[1]! ^ SIGN) ? -1 : 1
+  if (d2 !== Q[2]) return (d2 ^ SIGN) < (Q[2]! ^ SIGN) ? -1 : 1
+  if (d3 !== Q[3]) return (d3 ^ SIGN) < (Q[3]! ^ SIGN) ? -1 : 1
+  return 0
 }
 
 /**

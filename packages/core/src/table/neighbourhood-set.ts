@@ -45,7 +45,7 @@ export class NeighbourhoodSet<N extends HasId> {
    */
   insert(node: N, proximityMs: number): boolean {
     if (node.id.equals(this.self)) return false
-    const present = this.#nodes.findIndex((m) => m.id.equals(node.id))
+    const present = this.#indexOf(node.id)
     if (present >= 0) {
       const same = this.#proximity[present] === proximityMs
       this.#nodes.splice(present, 1)
@@ -69,7 +69,7 @@ export class NeighbourhoodSet<N extends HasId> {
 
   /** Removes the member with this id. Returns true when it was present. */
   remove(id: Id): boolean {
-    const i = this.#nodes.findIndex((m) => m.id.equals(id))
+    const i = this.#indexOf(id)
     if (i < 0) return false
     this.#nodes.splice(i, 1)
     this.#proximity.splice(i, 1)
@@ -78,13 +78,18 @@ export class NeighbourhoodSet<N extends HasId> {
 
   /** True when a member has this id. */
   contains(id: Id): boolean {
-    return this.#nodes.some((m) => m.id.equals(id))
+    return this.#indexOf(id) >= 0
   }
 
   /** The recorded proximity (ms) of a member, or undefined when it is not one. */
   proximityOf(id: Id): number | undefined {
-    const i = this.#nodes.findIndex((m) => m.id.equals(id))
+    const i = this.#indexOf(id)
     return i < 0 ? undefined : this.#proximity[i]
+  }
+
+  /** The farthest member by proximity (the next to leave when a nearer node comes), if any. */
+  farthest(): N | undefined {
+    return this.#nodes[this.#nodes.length - 1]
   }
 
   /** The members, nearest first. A copy. */
@@ -94,6 +99,12 @@ export class NeighbourhoodSet<N extends HasId> {
 
   [Symbol.iterator](): Iterator<N> {
     return this.members()[Symbol.iterator]()
+  }
+
+  #indexOf(id: Id): number {
+    const nodes = this.#nodes
+    for (let i = 0; i < nodes.length; i++) if (nodes[i]!.id.equals(id)) return i
+    return -1
   }
 
   #place(node: N, proximityMs: number): void {

@@ -31,8 +31,11 @@ export class RoutingTable<N extends HasId> implements RoutingTableView<N> {
   readonly columns: number
   /** Rows in a full table: 128/b. */
   readonly maxRows: number
-  readonly #rows: (N | undefined)[][] = []
-  readonly #proximity: Float64Array[] = []
+  /** Cells row by row, `columns` per row; rows are appended on first use. */
+  readonly #cells: (N | undefined)[] = []
+  /** The proximity of each cell's entry, parallel to `#cells` (a plain array of doubles). */
+  readonly #proximity: number[] = []
+  #rowCount = 0
   #size = 0
 
   /** Makes an empty routing table for `self` with digits of `b` bits. */
@@ -45,7 +48,7 @@ export class RoutingTable<N extends HasId> implements RoutingTableView<N> {
 
   /** The number of rows allocated so far; rows from here on are empty. */
   get rowCount(): number {
-    return this.#rows.length
+    return this.#rowCount
   }
 
   /** The number of entries. */
@@ -54,13 +57,14 @@ export class RoutingTable<N extends HasId> implements RoutingTableView<N> {
   }
 
   get(row: number, col: number): N | undefined {
-    return this.#rows[row]?.[col]
+    return row < this.#rowCount ? this.#cells[row * this.columns + col] : undefined
   }
 
   /** The recorded proximity (ms) of the entry at (row, col), or Infinity when the cell is empty. */
   proximityAt(row: number, col: number): number {
-    const r = this.#rows[row]
-    return r?.[col] === undefined ? Number.POSITIVE_INFINITY : this.#proximity[row]![col]!
+    if (row >= this.#rowCount) return Number.POSITIVE_INFINITY
+    const at = row * this.columns + col
+    return this.#cells[at] === undefined ? Number.POSITIVE_INFINITY : this.#proximity[at]!
   }
 
   /** The cell a node belongs in, or undefined for this node itself. */
@@ -71,37 +75,61 @@ export class RoutingTable<N extends HasId> implements RoutingTableView<N> {
   }
 
   /**
+   * The index of the cell a node belongs in (row × columns + column), or -1 for this node itself.
+   * Allocates nothing; {@link RoutingTable.cellOf} says the same as a row and a column.
+   */
+  cellIndexOf(id: Id): number {
+    const row = this.self.sharedPrefixLength(id, this.b)
+    if (row >= this.maxRows) return -1
+    return row * this.columns + id.digit(row, this.b)
+  }
+
+  /** The recorded proximity (ms) of the cell with this index, or Infinity when it is empty. */
+  proximityAtIndex(index: number): number {
+    return index >= 0 && this.#cells[index] !== undefined ? this.#proximity[index]! : Number.POSITIVE_INFINITY
+  }
+
+  /** The entry in the cell with this index (see {@link RoutingTable.cellIndexOf}), if any. */
+  atIndex(index: number): N | undefined {
+    return index >= 0 ? this.#cells[index] : undefined
+  }
+
+  /**
    * Offers a node with its proximity in milliseconds (lower is nearer; pass 0 when proximity is not
    * known or not used). The node takes its cell when the cell is empty or when it is strictly
    * nearer than the present entry. Offering the present entry again updates its handle and
    * proximity. Returns true when the cell's entry or proximity changed.
    */
   insert(node: N, proximityMs = 0): boolean {
-    const cell = this.cellOf(node.id)
-    if (cell === undefined) return false
-    const { row, col } = cell
-    while (this.#rows.length <= row) {
-      this.#rows.push(new Array<N | undefined>(this.columns).fill(undefined))
-      this.#proximity.push(new Float64Array(this.columns))
+    const row = this.self.sharedPrefixLength(node.id, this.b)
+    if (row >= this.maxRows) return false
+    const cols = this.columns
+    while (this.#rowCount <= row) {
+      for (let c = 0; c < cols; c++) {
+        this.#cells.push(undefined)
+        this.#proximity.push(0.5)
+      }
+      this.#rowCount++
     }
-    const cells = this.#rows[row]!
-    const prox = this.#proximity[row]!
-    const present = cells[col]
+    const at = row * cols + node.id.digit(row, this.b)
+    const cells = this.#cells
+    const prox = this.#proximity
+    const present = cells[at]
     if (present === undefined) {
-      cells[col] = node
-      prox[col] = proximityMs
+      cells[at] = node
+      prox[at] = proximityMs
       this.#size++
       return true
     }
     if (present.id.equals(node.id)) {
-      const changed = prox[col] !== proximityMs
-      cells[col] = node
-      prox[col] = proximityMs
+      const changed = prox[at] !== proximityMs
+      cells[at] = node
+      prox[at] = proximityMs
       return changed
     }
-    if (proximityMs < prox[col]!) {
-      cells[col] = node
-      prox[col] = proximityMs
+    if (proximityMs < prox[at]!) {
+      cells[at] = node
+      prox[at] = proximityMs
       return true
     }
     return false
@@ -109,42 +137,44 @@ export class RoutingTable<N extends HasId> implements RoutingTableView<N> {
 
   /** Empties the cell holding this id. Returns true when it was present. */
   remove(id: Id): boolean {
-    const cell = this.cellOf(id)
-    if (cell === undefined) return false
-    const cells = this.#rows[cell.row]
-    if (cells?.[cell.col]?.id.equals(id) !== true) return false
-    cells[cell.col] = undefined
+    const at = this.cellIndexOf(id)
+    if (at < 0 || this.#cells[at]?.id.equals(id) !== true) return false
+    this.#cells[at] = undefined
     this.#size--
     return true
   }
 
   /** True when an entry has this id. */
   contains(id: Id): boolean {
-    const cell = this.cellOf(id)
-    return cell !== undefined && this.#rows[cell.row]?.[cell.col]?.id.equals(id) === true
+    const at = this.cellIndexOf(id)
+    return at >= 0 && this.#cells[at]?.id.equals(id) === true
   }
 
   /** The entries of one row, skipping empty cells. */
   row(row: number): N[] {
-    const cells = this.#rows[row]
-    if (cells === undefined) return []
-    return cells.filter((n): n is N => n !== undefined)
+    const out: N[] = []
+    if (row >= this.#rowCount) return out
+    const cells = this.#cells
+    for (let at = row * this.columns, end = at + this.columns; at < end; at++) {
+      const n = cells[at]
+      if (n !== undefined) out.push(n)
+    }
+    return out
   }
 
   /** Every entry, row by row. */
   *entries(): IterableIterator<{ row: number; col: number; node: N; proximityMs: number }> {
-    for (let r = 0; r < this.#rows.length; r++) {
-      const cells = this.#rows[r]!
-      for (let c = 0; c < cells.length; c++) {
-        const node = cells[c]
-        if (node !== undefined) yield { row: r, col: c, node, proximityMs: this.#proximity[r]![c]! }
-      }
+    const cols = this.columns
+    for (let at = 0; at < this.#cells.length; at++) {
+      const node = this.#cells[at]
+      if (node !== undefined)
+        yield { row: Math.floor(at / cols), col: at % cols, node, proximityMs: this.#proximity[at]! }
     }
   }
 
   [Symbol.iterator](): Iterator<N> {
     const out: N[] = []
-    for (const cells of this.#rows) for (const n of cells) if (n !== undefined) out.push(n)
+    for (const n of this.#cells) if (n !== undefined) out.push(n)
     return out[Symbol.iterator]()
   }
 }

@@ -267,6 +267,7 @@ const H_ADD = 16
 const H_PARTITION = 17
 const H_HEAL = 18
 const H_NETWORK = 19
+const H_COMMAND = 20
 
 const ST_ALIVE = 1
 const ST_CRASHED = 2
@@ -605,6 +606,25 @@ export class Simulator<N extends SimNode = SimNode> {
       }
       this.#afterInput(from, node)
       return msgId
+    } catch (e) {
+      throw this.#failure(e)
+    }
+  }
+
+  /**
+   * Runs an application command on node `index` at the current time (for example a pub/sub
+   * `publish` on a node that hosts one), then drains and re-arms the node as after any input.
+   * Returns the command's result. Throws `ConfigError` if the node is not alive.
+   */
+  command<T>(index: number, run: (node: N, now: number) => T): T {
+    const node = this.#requireAlive(index)
+    this.#trace(H_COMMAND, index, -1, 0)
+    this.#cur = index
+    this.#during = 'command'
+    try {
+      const out = run(node, this.#now)
+      this.#afterInput(index, node)
+      return out
     } catch (e) {
       throw this.#failure(e)
     }

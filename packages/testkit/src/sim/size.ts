@@ -8,6 +8,10 @@
  * strings, byte strings and arrays take CBOR's shortest head (1, 2, 3, 5 or 9 bytes). For a valid
  * message the result equals `encodeMessage(message).length` (the tests compare them); it never
  * validates, so it is cheap and never throws on the hot path.
+ *
+ * A node sends the same leaf set, as one frozen array, in many messages (heartbeats, probes and
+ * their replies) until it changes, so the size of a frozen list of handles is remembered per array
+ * in a WeakMap. Only frozen arrays are remembered: they cannot change after being measured.
  */
 import { MESSAGES, type Message } from '@pastry/core'
 
@@ -57,6 +61,21 @@ function handleSize(h: { readonly address: string }): number {
   return 1 + 17 + textSize(h.address)
 }
 
+/** Sizes of frozen handle lists already measured. */
+const LIST_SIZES = new WeakMap<object, number>()
+
+function handleListSize(items: readonly { readonly address: string }[]): number {
+  const frozen = Object.isFrozen(items)
+  if (frozen) {
+    const known = LIST_SIZES.get(items)
+    if (known !== undefined) return known
+  }
+  let n = head(items.length)
+  for (let i = 0; i < items.length; i++) n += handleSize(items[i]!)
+  if (frozen) LIST_SIZES.set(items, n)
+  return n
+}
+
 function fieldSize(spec: Spec, v: unknown): number {
   switch (spec.kind) {
     case 'uint':
@@ -75,13 +94,10 @@ function fieldSize(spec: Spec, v: unknown): number {
       return handleSize(v as { readonly address: string })
     case 'list': {
       const items = v as readonly unknown[]
-      let n = head(items.length)
       const of = spec.of!
-      if (of.kind === 'handle') {
-        for (let i = 0; i < items.length; i++) n += handleSize(items[i] as { readonly address: string })
-      } else {
-        for (let i = 0; i < items.length; i++) n += fieldSize(of, items[i])
-      }
+      if (of.kind === 'handle') return handleListSize(items as readonly { readonly address: string }[])
+      let n = head(items.length)
+      for (let i = 0; i < items.length; i++) n += fieldSize(of, items[i])
       return n
     }
     case 'record': {

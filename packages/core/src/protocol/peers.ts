@@ -1,0 +1,291 @@
+/*
+ * Theory of operation
+ *
+ * `PeerTable` holds a node's per-peer records as a struct of arrays, because a simulation keeps
+ * hundreds of them per node for 10^5 nodes and a record per object costs several times more (V8
+ * boxes every double-valued field in a heap number of its own), and because a lookup that chases
+ * pointers through objects scattered over a large heap is slow.
+ *
+ * A record lives in a *slot*: RECORD_WORDS doubles at `slot × RECORD_WORDS` in one Float64Array.
+ * The first doubles are its numeric fields (see the field constants), then its flags, then its id
+ * as four int32 words, read through an Int32Array view of the same buffer. Its handle sits in a
+ * plain array. Free slots go on a stack and are reused. Records are found by id through an
+ * open-addressing hash index (linear probing, at most half full, backward-shift deletion) that
+ * compares the ids stored in the records, so a lookup touches the index and the record and no
+ * object, and builds no hex string. Storage grows by half, and `compact` shrinks it to 5/4 of the
+ * records when it holds more than 3/2 of them (a join pins hundreds of records for a while; a
+ * settled node needs far fewer). The index keeps a power-of-two size of at least twice the storage.
+ *
+ * A slot number is valid until its record is removed or the table is compacted; the owner does
+ * either only between inputs, so a slot read during an input stays valid to its end.
+ */
+import type { Id } from '../id/id.js'
+import type { NodeHandle } from '../wire/messages.js'
+
+/** Flag: the peer is in the leaf set. */
+export const IN_LEAF_SET = 1
+/** Flag: the peer is in the routing table. */
+export const IN_ROUTING_TABLE = 2
+/** Flag: the peer is in the neighbourhood set. */
+export const IN_NEIGHBOURHOOD = 4
+/** Any of the table flags. */
+export const IN_TABLES = IN_LEAF_SET | IN_ROUTING_TABLE | IN_NEIGHBOURHOOD
+/** Flag: the peer is suspected (a probe to it is unanswered). */
+export const SUSPECTED = 8
+
+// The numeric fields of a record, as offsets among its doubles.
+/** When this node first learned of the peer. */
+export const KNOWN_SINCE = 0
+/** When this node last heard from the peer (-Infinity: never). */
+export const LAST_HEARD = 1
+/** When this node last sent to the peer (-Infinity: never). */
+export const LAST_SENT = 2
+/** Smoothed RTT in ms (NaN: not measured). */
+export const SRTT = 3
+/** RTT variation in ms (NaN: not measured). */
+export const RTTVAR = 4
+/** Nonce of the probe in flight to the peer, or -1. */
+export const PROBE_NONCE = 5
+/** The leaf-set version last sent to the peer, or -1. */
+export const VERSION_SENT = 6
+/** Creation order, for pruning oldest first. */
+export const CREATED = 7
+/** The flags, kept as a double beside the fields so that a lookup touches one record. */
+const FLAGS = 8
+/** The id's four words start here, counted in int32 words from the record's start. */
+const ID_WORD = 18
+/** Doubles per record: 9 fields, then 2 doubles' room for the id's 4 words. */
+const RECORD_WORDS = 11
+
+const INITIAL_SLOTS = 32
+
+/** Rounds a number of slots up to a multiple of 16. */
+function roundUp(slots: number): number {
+  return (slots + 15) & ~15
+}
+
+function hashOf(id: Id): number {
+  return Math.imul(id.w3 ^ Math.imul(id.w2, 0x85ebca6b) ^ Math.imul(id.w0, 0xc2b2ae35), 0x9e3779b1)
+}
+
+/** Per-peer records of one node, found by id. Not bounded by itself: its owner prunes it. */
+export class PeerTable {
+  #size = 0
+  #slots = 0
+  #highWater = 0
+  #created = 0
+  #num: Float64Array
+  #words: Int32Array
+  #handles: (NodeHandle | undefined)[] = []
+  #free: number[] = []
+  /** Slot + 1 per index position; 0 marks an empty position. */
+  #index: Int32Array
+  #mask: number
+  /** The id object last looked up or added, and its slot: one input reads one peer many times. */
+  #lastId: Id | undefined = undefined
+  #lastSlot = -1
+
+  constructor() {
+    this.#slots = INITIAL_SLOTS
+    this.#num = new Float64Array(INITIAL_SLOTS * RECORD_WORDS)
+    this.#words = new Int32Array(this.#num.buffer)
+    this.#index = new Int32Array(INITIAL_SLOTS * 2)
+    this.#mask = INITIAL_SLOTS * 2 - 1
+  }
+
+  /** The number of records. */
+  get size(): number {
+    return this.#size
+  }
+
+  /** The number of records the storage holds before it grows. */
+  get capacity(): number {
+    return this.#slots
+  }
+
+  /** One past the highest slot ever used: iterate slots below it, skipping free ones. */
+  get highWater(): number {
+    return this.#highWater
+  }
+
+  /** The slot of the record for `id`, or -1. */
+  find(id: Id): number {
+    if (id === this.#lastId) return this.#lastSlot
+    const index = this.#index
+    const words = this.#words
+    const mask = this.#mask
+    const w0 = id.w0
+    const w1 = id.w1
+    const w2 = id.w2
+    const w3 = id.w3
+    let i = hashOf(id) & mask
+    for (;;) {
+      const s = index[i]!
+      if (s === 0) return -1
+      const o = (s - 1) * RECORD_WORDS * 2 + ID_WORD
+      if (words[o + 3] === w3 && words[o] === w0 && words[o + 1] === w1 && words[o + 2] === w2) {
+        this.#lastId = id
+        this.#lastSlot = s - 1
+        return s - 1
+      }
+      i = (i + 1) & mask
+    }
+  }
+
+  /** Adds a record for a peer that has none, and returns its slot. */
+  add(handle: NodeHandle, now: number): number {
+    if (this.#size === this.#slots) this.#grow()
+    const slot = this.#free.length > 0 ? this.#free.pop()! : this.#highWater++
+    this.#handles[slot] = handle
+    const o = slot * RECORD_WORDS
+    const num = this.#num
+    num[o + KNOWN_SINCE] = now
+    num[o + LAST_HEARD] = Number.NEGATIVE_INFINITY
+    num[o + LAST_SENT] = Number.NEGATIVE_INFINITY
+    num[o + SRTT] = Number.NaN
+    num[o + RTTVAR] = Number.NaN
+    num[o + PROBE_NONCE] = -1
+    num[o + VERSION_SENT] = -1
+    num[o + CREATED] = this.#created++
+    num[o + FLAGS] = 0
+    const id = handle.id
+    const w = o * 2 + ID_WORD
+    const words = this.#words
+    words[w] = id.w0
+    words[w + 1] = id.w1
+    words[w + 2] = id.w2
+    words[w + 3] = id.w3
+    this.#insertIndex(id, slot)
+    this.#size++
+    this.#lastId = id
+    this.#lastSlot = slot
+    return slot
+  }
+
+  /** Removes the record in `slot`. */
+  remove(slot: number): void {
+    if (slot === this.#lastSlot) this.#lastId = undefined
+    const index = this.#index
+    const mask = this.#mask
+    let i = this.#home(slot)
+    while (index[i] !== slot + 1) i = (i + 1) & mask
+    // Backward-shift deletion: pull later entries of the probe run into the hole.
+    let j = i
+    for (;;) {
+      j = (j + 1) & mask
+      const s = index[j]!
+      if (s === 0) break
+      const home = this.#home(s - 1)
+      // Move s into the hole at i unless its home lies cyclically in (i, j].
+      if (i <= j ? home > i && home <= j : home > i || home <= j) continue
+      index[i] = s
+      i = j
+    }
+    index[i] = 0
+    this.#handles[slot] = undefined
+    this.#free.push(slot)
+    this.#size--
+  }
+
+  /** True when `slot` holds a record. */
+  inUse(slot: number): boolean {
+    return this.#handles[slot] !== undefined
+  }
+
+  handle(slot: number): NodeHandle {
+    return this.#handles[slot]!
+  }
+
+  /** Replaces the handle of a record (same id, new address). */
+  setHandle(slot: number, handle: NodeHandle): void {
+    this.#handles[slot] = handle
+  }
+
+  /** A numeric field of a record (see the field constants). */
+  get(slot: number, field: number): number {
+    return this.#num[slot * RECORD_WORDS + field]!
+  }
+
+  set(slot: number, field: number, value: number): void {
+    this.#num[slot * RECORD_WORDS + field] = value
+  }
+
+  flags(slot: number): number {
+    return this.#num[slot * RECORD_WORDS + FLAGS]!
+  }
+
+  setFlags(slot: number, flags: number): void {
+    this.#num[slot * RECORD_WORDS + FLAGS] = flags
+  }
+
+  /**
+   * Shrinks the storage to 5/4 of the records when it holds more than 3/2 of them, renumbering the
+   * records' slots (keeping their order). Call only between inputs: every slot number read before
+   * is stale.
+   */
+  compact(): void {
+    const target = Math.max(INITIAL_SLOTS, roundUp(this.#size + (this.#size >> 2)))
+    if (target * 6 < this.#slots * 5) this.#resize(target)
+  }
+
+  /** Grows the storage by half, keeping every record in its slot. */
+  #grow(): void {
+    const slots = roundUp(this.#slots + (this.#slots >> 1))
+    const num = new Float64Array(slots * RECORD_WORDS)
+    num.set(this.#num)
+    this.#num = num
+    this.#words = new Int32Array(num.buffer)
+    this.#reindex(slots)
+  }
+
+  /** Moves the records into storage for `slots` records, in slot order, without gaps. */
+  #resize(slots: number): void {
+    const num = new Float64Array(slots * RECORD_WORDS)
+    const handles: (NodeHandle | undefined)[] = []
+    let to = 0
+    for (let s = 0; s < this.#highWater; s++) {
+      const h = this.#handles[s]
+      if (h === undefined) continue
+      num.set(this.#num.subarray(s * RECORD_WORDS, (s + 1) * RECORD_WORDS), to * RECORD_WORDS)
+      handles.push(h)
+      to++
+    }
+    this.#num = num
+    this.#words = new Int32Array(num.buffer)
+    this.#handles = handles
+    this.#free = []
+    this.#highWater = to
+    this.#lastId = undefined
+    this.#reindex(slots)
+  }
+
+  #reindex(slots: number): void {
+    this.#slots = slots
+    let size = 64
+    while (size < slots * 2) size *= 2
+    this.#index = new Int32Array(size)
+    this.#mask = size - 1
+    for (let s = 0; s < this.#highWater; s++) {
+      const h = this.#handles[s]
+      if (h !== undefined) this.#insertIndex(h.id, s)
+    }
+  }
+
+  /** The index position a record's id hashes to. */
+  #home(slot: number): number {
+    const w = this.#words
+    const o = slot * RECORD_WORDS * 2 + ID_WORD
+    return (
+      Math.imul(w[o + 3]! ^ Math.imul(w[o + 2]!, 0x85ebca6b) ^ Math.imul(w[o]!, 0xc2b2ae35), 0x9e3779b1) &
+      this.#mask
+    )
+  }
+
+  #insertIndex(id: Id, slot: number): void {
+    const index = this.#index
+    const mask = this.#mask
+    let i = hashOf(id) & mask
+    while (index[i] !== 0) i = (i + 1) & mask
+    index[i] = slot + 1
+  }
+}
