@@ -11,6 +11,8 @@
  * repair, within the replay window; anything that cannot be recovered is reported as a `gap`. The
  * package README states the guarantee and its bounds precisely.
  */
+
+export { type CompositeEvent, PastryPubSubNode, type PastryPubSubNodeOptions } from './composite.js'
 export { DEFAULT_PUBSUB_CONFIG, type PubSubConfig, resolvePubSubConfig } from './config.js'
 export { PubSubError } from './errors.js'
 export {

@@ -5,7 +5,7 @@
 import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { checkDigitBits, checkLeafSetSize, type Id } from '@pastry/core'
+import { checkDigitBits, checkLeafSetSize, type Id, type ProtocolConfig } from '@pastry/core'
 import {
   type ProtocolExperimentReport,
   runProtocolExperiment,
@@ -17,6 +17,7 @@ import {
 } from '@pastry/testkit'
 import { UsageError } from './errors.js'
 import { createProgress } from './progress.js'
+import { type PubSubExperimentReport, runPubSubExperiment } from './pubsub-sim.js'
 
 export const SIM_USAGE = `Usage: pastry sim [options]
 
@@ -35,6 +36,10 @@ Options:
   --loss P                  message loss probability                          (protocol mode)
   --churn-session-min M     mean session time of churn, in minutes           (protocol mode)
   --duration-min D          simulated churn duration, in minutes              (protocol mode)
+  --pubsub                  the pub/sub experiment: Scribe trees and Peter delivery over the
+                            protocol (with --topics, --publishes, --fail)
+  --topics T                topics, subscribers per topic Zipf-like (default 100)   (--pubsub)
+  --publishes K             publishes from random nodes over 60 s (default 1000)    (--pubsub)
   --json                    print exactly one JSON object on stdout
   --out DIR                 write nodes.json and lookups.ndjson to DIR
   -h, --help                show this help
@@ -105,6 +110,40 @@ export async function runSim(argv: readonly string[]): Promise<number> {
   }
   const seed = v.seed ?? seedFromEnv('pastry sim')
   if (v.seed !== undefined) process.stderr.write(`[pastry sim] PASTRY_SEED=${seed}\n`)
+  if (v.pubsub === true) {
+    for (const name of [
+      'static',
+      'out',
+      'loss',
+      'churn-session-min',
+      'duration-min',
+      'lookups',
+      'no-pns',
+    ] as const) {
+      if (v[name] !== undefined) throw new UsageError(`--${name} cannot be combined with --pubsub`)
+    }
+    const progress = createProgress()
+    let report: PubSubExperimentReport
+    try {
+      report = runPubSubExperiment({
+        seed,
+        nodes,
+        topics: intOption('topics', v.topics, 100, 1, 100_000),
+        publishes: intOption('publishes', v.publishes, 1000, 0, 10_000_000),
+        topology,
+        config: { b: b as ProtocolConfig['b'], leafSetSize },
+        ...(fail === undefined ? {} : { failFraction: fail }),
+        onProgress: (phase, fraction) => progress.update(phase, fraction),
+      })
+    } finally {
+      progress.done()
+    }
+    process.stdout.write(v.json === true ? `${JSON.stringify(report)}\n` : formatPubSubReport(report))
+    return report.missing === 0 && report.duplicates === 0 && report.outOfOrder === 0 ? 0 : 1
+  }
+  for (const name of ['topics', 'publishes'] as const) {
+    if (v[name] !== undefined) throw new UsageError(`--${name} needs --pubsub`)
+  }
 
   const progress = createProgress()
   const out = v.out === undefined ? undefined : openOutput(v.out)
@@ -165,6 +204,9 @@ function parse(argv: readonly string[]) {
       'churn-session-min': { type: 'string' },
       'duration-min': { type: 'string' },
       static: { type: 'boolean' },
+      pubsub: { type: 'boolean' },
+      topics: { type: 'string' },
+      publishes: { type: 'string' },
       json: { type: 'boolean' },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -234,6 +276,23 @@ function formatProtocolReport(r: ProtocolExperimentReport & { wallMs: number; pe
     `traffic     ${r.messages.total} messages (${r.messages.perNode.toFixed(1)} per node)   join ${r.joinMessagesPerNode?.toFixed(1) ?? '-'} per node   maintenance ${r.maintenancePerNodePerSec.toFixed(3)} per node per s`,
     `repair      crashed ${r.failed}   leaf sets differing from the oracle before lookups: ${r.leafSetMismatches}`,
     `time        simulated ${(r.simulatedMs / 1000).toFixed(1)} s   wall ${r.wallMs} ms   peak RSS ${r.peakRssMb} MB   events ${r.events}   trace ${r.traceHash}`,
+    '',
+  ].join('\n')
+}
+
+function formatPubSubReport(r: PubSubExperimentReport): string {
+  return [
+    `Pub/sub over a Pastry overlay joined through the protocol: ${r.nodes} nodes (${r.live} live), ${r.topics} topics, ${r.subscriptions} subscriptions`,
+    `seed ${r.seed}`,
+    '',
+    `publishes   ${r.publishes}   acknowledged by a root ${r.acknowledged}   failed ${r.publishFailed}   refused ${r.refused}`,
+    `delivery    ${r.delivered}/${r.expectedDeliveries} (${(100 * r.deliveryRatio).toFixed(3)}%)   missing ${r.missing}   duplicates ${r.duplicates}   out of order ${r.outOfOrder}   gaps ${r.gaps}`,
+    `latency     p50 ${r.latencyMs.p50} ms   p99 ${r.latencyMs.p99} ms   max ${r.latencyMs.max} ms   (publish to delivery)`,
+    `RDP         mean ${r.rdp.mean}   p50 ${r.rdp.p50}   p99 ${r.rdp.p99}   (tree delay from the root / direct delay from the root)`,
+    `stress      children per node: mean ${r.stress.mean}   mean where > 0 ${r.stress.meanNonZero}   max ${r.stress.max}`,
+    `traffic     ${r.messagesPerPublish} pub/sub messages per publish`,
+    `crash       ${r.crashed} nodes (${r.crashedRoots} roots, ${r.crashedForwarders} forwarders)   longest delay of a later publish ${r.maxDelayAfterCrashMs ?? '-'} ms`,
+    `time        simulated ${(r.simulatedMs / 1000).toFixed(1)} s   wall ${r.wallMs} ms   peak RSS ${r.peakRssMb} MB   trace ${r.traceHash}`,
     '',
   ].join('\n')
 }
