@@ -181,6 +181,11 @@ export interface PubSubStats {
   gaps: number
   /** SUBSCRIBEs handed down to a child by the max-children policy. */
   redirects: number
+  /**
+   * Messages sent back toward the root after reattaching, because the new parent had not seen them
+   * (a root failed or stepped down after pushing them to part of the tree only).
+   */
+  pushedUp: number
 }
 
 interface Child {
@@ -351,6 +356,7 @@ export class PubSubMachine {
     replaysServed: 0,
     gaps: 0,
     redirects: 0,
+    pushedUp: 0,
   }
   readonly #self: NodeHandle
   readonly #accept: ((topic: string, data: Uint8Array, requester: NodeHandle) => boolean) | undefined
@@ -461,7 +467,22 @@ export class PubSubMachine {
       throw new PubSubError('TOO_MANY_TOPICS', `this node keeps at most ${this.config.maxTopics} topics`)
     if (!t.subscribed) {
       t.subscribed = true
-      if (!t.isRoot && t.parent === undefined && t.joining === undefined) this.#join(now, t)
+      if (t.isRoot || t.parent !== undefined) {
+        // Already in the tree (forwarder or root): this is the subscription's first attachment,
+        // and this node's own heads are its starting point. Without this, the next parent's heads
+        // would be taken as the start, silently skipping what was published while it reattached.
+        t.baselined = true
+        for (const [hex, log] of t.logs) {
+          if (t.inboxes.size >= this.config.maxPublishersPerTopic) break
+          t.inboxes.set(hex, {
+            publisher: log.publisher,
+            epoch: log.epoch,
+            next: log.head + 1,
+            held: new Map(),
+            gap: undefined,
+          })
+        }
+      } else if (t.joining === undefined) this.#join(now, t)
     }
     this.#finish(now)
   }
@@ -766,6 +787,7 @@ export class PubSubMachine {
         if (t.parent?.id.equals(from.id) === true) {
           t.parentHeard = now
           t.parentPath = m.path
+          this.#pushUp(now, t, m.heads)
           const advanced = this.#seedHeads(t, m.heads)
           this.#applyHeads(now, t, m.heads)
           // Pass news of messages this subtree has not seen down, so that its subscribers ask.
@@ -965,7 +987,11 @@ export class PubSubMachine {
     )
   }
 
-  #attach(now: number, t: Topic, parent: NodeHandle, path: readonly Id[], heads: readonly Head[] = []): void {
+  /**
+   * Makes `parent` this node's parent. `heads` come with a `subscribeAck`; an attachment on a
+   * heartbeat or data message has none (undefined), and its acknowledgement brings them later.
+   */
+  #attach(now: number, t: Topic, parent: NodeHandle, path: readonly Id[], heads?: readonly Head[]): void {
     const old = t.parent
     t.isRoot = false
     t.parent = parent
@@ -978,8 +1004,12 @@ export class PubSubMachine {
     if (old !== undefined && !old.id.equals(parent.id)) this.#send(now, old, { type: 'leave', topic: t.name })
     if (old === undefined || !old.id.equals(parent.id))
       this.#events.push({ type: 'parentChanged', topic: t.name, parent, root: false })
-    const advanced = this.#seedHeads(t, heads)
-    this.#applyHeads(now, t, heads)
+    let advanced = false
+    if (heads !== undefined) {
+      this.#pushUp(now, t, heads)
+      advanced = this.#seedHeads(t, heads)
+      this.#applyHeads(now, t, heads)
+    }
     if (t.subscribed) t.baselined = true
     for (const c of t.children.values()) if (!c.acked || advanced) this.#ackChild(now, t, c)
   }
@@ -1013,6 +1043,37 @@ export class PubSubMachine {
       advanced = true
     }
     return advanced
+  }
+
+  /**
+   * Sends toward the root, as routed publishes, the messages this node holds that its parent's
+   * `heads` do not cover. A tree node only ever holds what came down from its parent, so this finds
+   * something only after a split: messages taken in by a root that has since failed or stepped
+   * down, and pushed to part of the tree only. The root takes them in (once) and pushes them down,
+   * so the rest of the tree gets them too instead of losing them silently.
+   */
+  #pushUp(now: number, t: Topic, heads: readonly Head[]): void {
+    // A publisher missing from heads is news to the parent only when the list is whole: neither cut
+    // at MAX_HEADS nor at a parent that may have forgotten publishers (maxPublishersPerTopic).
+    const complete = heads.length < Math.min(MAX_HEADS, this.config.maxPublishersPerTopic)
+    for (const log of t.logs.values()) {
+      const last = log.seqs[log.seqs.length - 1]
+      if (last === undefined) continue
+      let after = 0
+      let known = false
+      for (const h of heads) {
+        if (!h.publisher.id.equals(log.publisher.id)) continue
+        known = true
+        after = h.epoch > log.epoch ? Number.POSITIVE_INFINITY : h.epoch === log.epoch ? h.seq : 0
+        break
+      }
+      if ((!known && !complete) || last <= after) continue
+      for (const x of log.range(after + 1, last)) {
+        const message: DataMessage = { publisher: log.publisher, epoch: log.epoch, seq: x.seq, data: x.data }
+        this.stats.pushedUp++
+        this.host.route(now, t.id, encodePubSub({ type: 'publish', topic: t.name, message }))
+      }
+    }
   }
 
   #becomeRoot(now: number, t: Topic): void {

@@ -204,6 +204,80 @@ m('a root crash mid-stream: the next closest node takes over and nothing is lost
   for (const p of pubs) assert.is(p.machine.pendingPublishes, 0)
 })
 
+/** The first of `tries` harnesses (labels `label-0`, `label-1`, ...) for which `setup` finds its shape. */
+function firstFit<T>(label: string, tries: number, setup: (h: Harness) => T | undefined): [Harness, T] {
+  for (let i = 0; i < tries; i++) {
+    const h = new Harness(`${label}-${i}-${SEED}`, FAST)
+    const found = setup(h)
+    if (found !== undefined) return [h, found]
+  }
+  throw new Error(`no harness out of ${tries} has the shape ${label} needs`)
+}
+
+m('a forwarder that subscribes later gets, after its parent crashes, what was published meanwhile', () => {
+  // Regression: a subscription made at a node already attached as a forwarder was not baselined,
+  // so the next parent's heads were taken as its starting point and a publish made while it
+  // reattached was skipped silently (found by `pastry sim --pubsub --fail 0.1`, seed t1).
+  const [h, { subs, forwarder }] = firstFit('late-subscriber', 20, (h) => {
+    for (let i = 0; i < 60; i++) h.add()
+    const subs = h.nodes.slice(0, 12)
+    for (const s of subs) h.input(s, (now) => s.machine.subscribe(now, 'late'))
+    h.run(500)
+    const root = h.rootOf(hashId('late'))
+    const forwarder = h.nodes.find(
+      (n) => n !== root && !subs.includes(n) && n.machine.childrenOf('late').length > 0,
+    )
+    return forwarder === undefined ? undefined : { subs, forwarder }
+  })
+  const root = h.rootOf(hashId('late'))
+  const parent = h.byId(forwarder.machine.parentOf('late')!.id)!
+  h.input(forwarder, (now) => forwarder.machine.subscribe(now, 'late'))
+  h.run(50)
+  const pub = h.nodes.find((n) => n !== root && n !== forwarder && n !== parent && !subs.includes(n))!
+  h.crash(parent) // unannounced: the forwarder notices after parentTimeoutMs
+  h.input(pub, (now) => pub.machine.publish(now, 'late', bytes('while reattaching')))
+  h.run(3000)
+  assert.ok(forwarder.machine.parentOf('late') !== undefined || forwarder.machine.isRoot('late'))
+  for (const s of [...subs, forwarder]) {
+    if (s === parent) continue
+    assertExactlyOnceInOrder(s, 'late', [pub], 1)
+    assert.equal(gaps(s), [])
+  }
+})
+
+m('a root that crashes after pushing a message to part of its tree: the rest still gets it', () => {
+  // The root publishes, its message reaches one of its children only (the others, the next root
+  // among them, are deaf for that moment), and the root crashes. The new root has not seen the message and its publisher is gone,
+  // so no later message reveals a hole: the child that holds it must send it back up when it
+  // reattaches.
+  const [h, { root, next, children, holder }] = firstFit('split-push', 20, (h) => {
+    for (let i = 0; i < 40; i++) h.add()
+    for (const s of h.nodes) h.input(s, (now) => s.machine.subscribe(now, 'split'))
+    h.run(500)
+    const root = h.rootOf(hashId('split'))
+    root.alive = false
+    const next = h.rootOf(hashId('split'))
+    root.alive = true
+    const children = root.machine.childrenOf('split').map((c) => h.byId(c.id)!)
+    const holder = children.find((c) => c !== next)
+    // The next root must miss the message: one of the deaf children.
+    return holder === undefined || !children.includes(next) ? undefined : { root, next, children, holder }
+  })
+  for (const c of children) if (c !== holder) c.deaf = true
+  h.input(root, (now) => root.machine.publish(now, 'split', bytes('half pushed')))
+  h.run(5)
+  h.crash(root)
+  for (const c of children) c.deaf = false
+  h.run(3000)
+  assert.ok(next.machine.isRoot('split'))
+  for (const s of h.nodes) {
+    if (s === root) continue
+    assertExactlyOnceInOrder(s, 'split', [root], 1)
+    assert.equal(gaps(s), [])
+  }
+  assert.ok(holder.machine.stats.pushedUp > 0)
+})
+
 m('a closer node joining takes over as root; the tree follows it', () => {
   const h = build('handoff', 15)
   for (const s of h.nodes) h.input(s, (now) => s.machine.subscribe(now, 'moving'))

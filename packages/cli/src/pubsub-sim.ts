@@ -8,17 +8,32 @@
  * nodes; the run waits until every subscriber is attached to its tree; (3) K publishes from random
  * live nodes to random topics, spread evenly over the publish window; (4) optionally, halfway
  * through, a fraction of the nodes crash at once, the roots of the busiest topics and interior
- * forwarders among them; (5) the run drains until every publish acknowledged by a root has reached
- * every subscriber that was subscribed, attached and alive, or until the drain bound.
+ * forwarders among them; (5) the run drains until every publish is settled (acknowledged by a root,
+ * failed, or its publisher crashed) and every acknowledged one has reached every subscriber that
+ * was subscribed, attached and alive when it was published and is still alive, or until the drain
+ * bound; (6) it goes on, within the same bound, until every live subscription is attached again.
  *
  * What is checked and reported: each subscriber's stream per (topic, publisher) must be exactly
  * once and in order; `delivered` counts expected deliveries that arrived, `missing` those that did
  * not, `duplicates` and `outOfOrder` count violations, and `gaps` counts gap events. RDP is the
  * tree delay (from the root taking the publish in to the subscriber's delivery) over the direct
  * delay from the root to the subscriber. Stress is children per node over all topics.
+ * `messagesByType` splits the pub/sub traffic of the publish and drain window by message type.
+ *
+ * The repair bound. After a crash, a publish made at time t reaches every live subscriber by
+ * t + `repairBoundMs` (see {@link repairBoundMs}): core declares the crashed node failed after its
+ * probes time out, the hop that noticed it waits one ack timeout, a child notices a silent parent,
+ * one SUBSCRIBE and one publish may be lost on the way and retried, and one replay fills the hole.
+ * The experiment reports it beside `maxDelayAfterCrashMs`, the longest delay it measured.
  */
 import { ConfigError, createRng, type Id, type ProtocolConfig, resolveConfig } from '@pastry/core'
-import { type CompositeEvent, PastryPubSubNode, type PubSubConfig } from '@pastry/pubsub'
+import {
+  type CompositeEvent,
+  decodePubSub,
+  PastryPubSubNode,
+  type PubSubConfig,
+  resolvePubSubConfig,
+} from '@pastry/pubsub'
 import { Simulator, type TopologyKind } from '@pastry/testkit'
 
 /** Options for {@link runPubSubExperiment}. */
@@ -64,20 +79,63 @@ export interface PubSubExperimentReport {
   readonly stress: { readonly mean: number; readonly meanNonZero: number; readonly max: number }
   /** Pub/sub transmissions (routed hops and direct sends, heartbeats included) per publish. */
   readonly messagesPerPublish: number
+  /**
+   * The same transmissions (publish and drain window) by pub/sub message type, decoded from their
+   * payloads; a payload that does not decode counts as `invalid`. Sums to messagesPerPublish × publishes.
+   */
+  readonly messagesByType: Readonly<Record<string, number>>
   /** Publish-to-delivery delay, ms. */
   readonly latencyMs: { readonly p50: number; readonly p99: number; readonly max: number }
   readonly crashed: number
   /** Of the crashed nodes: topic roots and interior forwarders (nodes with children). */
   readonly crashedRoots: number
   readonly crashedForwarders: number
-  /** The longest publish-to-delivery delay of a publish made after the crash, ms (null without a crash). */
+  /**
+   * The longest publish-to-delivery delay of an acknowledged publish made after the crash, ms (null
+   * without a crash). A publish that failed (`publishFailed`) may still arrive, later; it is not
+   * counted, as it is not in `expectedDeliveries`.
+   */
   readonly maxDelayAfterCrashMs: number | null
+  /** The bound `maxDelayAfterCrashMs` should stay within, from the protocol periods ({@link repairBoundMs}). */
+  readonly repairBoundMs: number
+  /**
+   * Live subscriptions neither the root nor attached to a parent when the run ended. After the
+   * drain the run goes on (within the drain's bound) until every one is attached again.
+   */
+  readonly detachedAtEnd: number
   readonly simulatedMs: number
   readonly wallMs: number
   readonly peakRssMb: number
   readonly traceHash: string
   /** Up to five expected deliveries that never happened, described, for diagnosis. */
   readonly missingSample: readonly string[]
+}
+
+/**
+ * How long after a crash a publish may take to reach every live subscriber, by the sum of the
+ * protocol periods that repair waits on, in order: core's failure declaration (a probe and its
+ * retries, `probeTimeoutMs × (1 + probeRetries)`), the ack timeout of the hop that ran into the
+ * crashed node (`ackTimeoutMaxMs`), a child's wait on a silent parent (`parentTimeoutMs`), one
+ * SUBSCRIBE retry (`subscribeTimeoutMs`), one publish retry (`publishAckTimeoutMs`) and one replay
+ * (`replayTimeoutMs`). The steps overlap in practice, so the sum is an upper bound, not an estimate.
+ * It holds while the nodes that fail are not so many that routes fail in a row (a 10% crash).
+ */
+export function repairBoundMs(node: ProtocolConfig, pubsub: PubSubConfig): number {
+  return (
+    node.probeTimeoutMs * (1 + node.probeRetries) +
+    node.ackTimeoutMaxMs +
+    pubsub.parentTimeoutMs +
+    pubsub.subscribeTimeoutMs +
+    pubsub.publishAckTimeoutMs +
+    pubsub.replayTimeoutMs
+  )
+}
+
+interface Early {
+  acked: boolean
+  failed: boolean
+  root: number
+  rootAt: number
 }
 
 interface Expected {
@@ -87,7 +145,11 @@ interface Expected {
   readonly at: number
   /** Subscribers (node indexes) that must receive it. */
   readonly subscribers: readonly number[]
+  /** The publishing node's index. */
+  readonly from: number
   acked: boolean
+  /** The publisher gave up on it (`publishFailed`). */
+  failed: boolean
   rootAt: number
   root: number
 }
@@ -111,6 +173,7 @@ export function runPubSubExperiment(options: PubSubExperimentOptions): PubSubExp
   const progress = options.onProgress ?? (() => {})
   const windowMs = options.publishWindowMs ?? 60_000
   const nodeConfig = resolveConfig(options.config ?? {})
+  const pubsubConfig = resolvePubSubConfig(options.pubsub ?? {})
   const rng = createRng(options.seed).derive('pubsub-experiment')
   const names = Array.from({ length: topicCount }, (_, t) => `topic-${t}`)
   const topicIndex = new Map(names.map((name, t) => [name, t]))
@@ -127,11 +190,32 @@ export function runPubSubExperiment(options: PubSubExperimentOptions): PubSubExp
   const rdp: number[] = []
   const latency: number[] = []
   let crashAt = Number.POSITIVE_INFINITY
-  let maxDelayAfterCrash = 0
+  /** The last delivery of each publish made after the crash, by key. */
+  const lastAfterCrash = new Map<string, number>()
   let pubsubTransmits = 0
+  const byType = new Map<string, number>()
+  // A payload pushed to many children is one object: decode it once.
+  const typeOf = new WeakMap<Uint8Array, string>()
+  const countType = (payload: Uint8Array) => {
+    let type = typeOf.get(payload)
+    if (type === undefined) {
+      const d = decodePubSub(payload, Number.POSITIVE_INFINITY)
+      type = d.ok ? d.message.type : 'invalid'
+      typeOf.set(payload, type)
+    }
+    byType.set(type, (byType.get(type) ?? 0) + 1)
+  }
   let counting = false
   let sim: Simulator<PastryPubSubNode>
 
+  // What happens to a publish while its command still runs (a publisher that is the topic's root is
+  // acknowledged at once) is kept here until the publish is registered in `expected`.
+  const early = new Map<string, Early>()
+  const record = (key: string): Early => {
+    let x: Early | undefined = expected.get(key) ?? early.get(key)
+    if (x === undefined) early.set(key, (x = { acked: false, failed: false, root: -1, rootAt: 0 }))
+    return x
+  }
   const onEvent = (index: number, event: CompositeEvent, now: number) => {
     if (event.type !== 'pubsub') return
     const e = event.event
@@ -150,7 +234,7 @@ export function runPubSubExperiment(options: PubSubExperimentOptions): PubSubExp
       const x = expected.get(key)
       if (x !== undefined) {
         latency.push(now - x.at)
-        if (x.at >= crashAt) maxDelayAfterCrash = Math.max(maxDelayAfterCrash, now - x.at)
+        if (x.at >= crashAt) lastAfterCrash.set(key, now)
         if (x.root >= 0 && x.root !== index) {
           const direct = sim.latencyMs(x.root, index)
           if (direct > 0) rdp.push((now - x.rootAt) / direct)
@@ -158,9 +242,11 @@ export function runPubSubExperiment(options: PubSubExperimentOptions): PubSubExp
       }
     } else if (e.type === 'gap') gaps++
     else if (e.type === 'published') {
-      const x = expected.get(keyOf(topicIndex.get(e.topic) ?? -1, sim.idOf(index).toHex(), e.seq))
-      if (x !== undefined) x.acked = true
-    } else if (e.type === 'publishFailed') publishFailed++
+      record(keyOf(topicIndex.get(e.topic) ?? -1, sim.idOf(index).toHex(), e.seq)).acked = true
+    } else if (e.type === 'publishFailed') {
+      publishFailed++
+      record(keyOf(topicIndex.get(e.topic) ?? -1, sim.idOf(index).toHex(), e.seq)).failed = true
+    }
   }
 
   sim = new Simulator<PastryPubSubNode>({
@@ -174,8 +260,8 @@ export function runPubSubExperiment(options: PubSubExperimentOptions): PubSubExp
         config: nodeConfig,
         ...(options.pubsub === undefined ? {} : { pubsub: options.pubsub }),
         onRootReceive: (now, topic, publisher: Id, seq) => {
-          const x = expected.get(keyOf(topicIndex.get(topic) ?? -1, publisher.toHex(), seq))
-          if (x !== undefined && x.root < 0) {
+          const x = record(keyOf(topicIndex.get(topic) ?? -1, publisher.toHex(), seq))
+          if (x.root < 0) {
             x.root = ctx.index
             x.rootAt = now
           }
@@ -190,8 +276,10 @@ export function runPubSubExperiment(options: PubSubExperimentOptions): PubSubExp
           t !== undefined &&
           (t.message.type === 'route' || t.message.type === 'direct') &&
           t.message.app === node.app
-        )
+        ) {
           pubsubTransmits++
+          countType(t.message.payload)
+        }
         return t
       }
       return node
@@ -268,16 +356,21 @@ export function runPubSubExperiment(options: PubSubExperimentOptions): PubSubExp
         refused++ // the publisher's own bound (OVERLOADED): reported, not expected anywhere
         return
       }
-      expected.set(keyOf(t, node.id.toHex(), r.seq), {
+      const key = keyOf(t, node.id.toHex(), r.seq)
+      expected.set(key, {
         topic: t,
         publisher: node.id.toHex(),
         seq: r.seq,
         at: s.now,
         subscribers: (subscribers[t] as number[]).filter((i) => s.isAlive(i)),
+        from,
         acked: false,
+        failed: false,
         rootAt: 0,
         root: -1,
+        ...early.get(key),
       })
+      early.clear()
       if (k % 64 === 0) progress('publish', k / publishes)
     })
   }
@@ -316,10 +409,15 @@ export function runPubSubExperiment(options: PubSubExperimentOptions): PubSubExp
   sim.runUntil(publishStart + windowMs)
   progress('publish', 1)
 
-  // 5. Drain: until every acknowledged publish reached its live subscribers, or the bound.
+  // 5. Drain: until every publish is settled (acknowledged, failed, or its publisher crashed) and
+  // every acknowledged one reached its live subscribers, or the bound. Without waiting for the
+  // settling, a publish still unacknowledged when the window closes would go uncounted.
   const complete = (s: Simulator<PastryPubSubNode>) => {
     for (const [key, x] of expected) {
-      if (!x.acked) continue
+      if (!x.acked) {
+        if (!x.failed && s.isAlive(x.from)) return false
+        continue
+      }
       for (const i of x.subscribers) if (s.isAlive(i) && !received.has(`${i}|${key}`)) return false
     }
     return true
@@ -328,6 +426,27 @@ export function runPubSubExperiment(options: PubSubExperimentOptions): PubSubExp
   while (!complete(sim) && sim.now < drainUntil) sim.runFor(1_000)
   counting = false
 
+  // 6. Heal: every live subscription is attached again (a subscription whose topic saw no publish
+  // after the crash may still be repairing), within the same bound.
+  const detached = (s: Simulator<PastryPubSubNode>) => {
+    let count = 0
+    subscribers.forEach((subs, t) => {
+      const name = names[t] as string
+      for (const i of subs) {
+        const m = s.isAlive(i) ? s.node(i)?.pubsub : undefined
+        if (m?.isSubscribed(name) === true && !m.isRoot(name) && m.parentOf(name) === undefined) count++
+      }
+    })
+    return count
+  }
+  while (detached(sim) > 0 && sim.now < drainUntil) sim.runFor(1_000)
+  const detachedAtEnd = detached(sim)
+
+  let maxDelayAfterCrash = 0
+  for (const [key, last] of lastAfterCrash) {
+    const x = expected.get(key)
+    if (x?.acked === true) maxDelayAfterCrash = Math.max(maxDelayAfterCrash, last - x.at)
+  }
   let expectedDeliveries = 0
   let delivered = 0
   let acknowledged = 0
@@ -379,6 +498,7 @@ export function runPubSubExperiment(options: PubSubExperimentOptions): PubSubExp
     rdp: { mean: round(mean(rdp)), p50: round(quantile(rdp, 0.5)), p99: round(quantile(rdp, 0.99)) },
     stress: { mean: round(mean(children)), meanNonZero: round(mean(nonZero)), max: Math.max(0, ...children) },
     messagesPerPublish: round(publishes === 0 ? 0 : pubsubTransmits / publishes, 2),
+    messagesByType: Object.fromEntries([...byType].sort((a, b) => b[1] - a[1])),
     latencyMs: {
       p50: round(quantile(latency, 0.5), 1),
       p99: round(quantile(latency, 0.99), 1),
@@ -388,6 +508,8 @@ export function runPubSubExperiment(options: PubSubExperimentOptions): PubSubExp
     crashedRoots,
     crashedForwarders,
     maxDelayAfterCrashMs: failFraction > 0 ? round(maxDelayAfterCrash, 1) : null,
+    repairBoundMs: repairBoundMs(nodeConfig, pubsubConfig),
+    detachedAtEnd,
     simulatedMs: sim.now,
     wallMs: Math.round(performance.now() - started),
     peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
