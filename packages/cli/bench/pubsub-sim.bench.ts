@@ -13,7 +13,9 @@ const publishes = Number(publishesArg ?? 2_000)
 const seed = process.env.PASTRY_SEED ?? 'bench-pubsub'
 
 const r = runPubSubExperiment({ seed, nodes, topics, publishes })
-console.log(`seed ${seed}, ${nodes} nodes, ${topics} topics, ${r.subscriptions} subscriptions, ${publishes} publishes`)
+console.log(
+  `seed ${seed}, ${nodes} nodes, ${topics} topics, ${r.subscriptions} subscriptions, ${publishes} publishes`,
+)
 console.table([
   {
     'wall s': (r.wallMs / 1000).toFixed(1),

@@ -7,6 +7,7 @@
 // Run: pnpm bench transports            (options: [seconds per phase, default 5])
 import { createNode, createRng, Id, type OverlayNode, type Transport } from '@pastry/core'
 import { createTcpTransport } from '@pastry/transport-tcp'
+import { createUdpTransport } from '@pastry/transport-udp'
 
 const NODES = 16
 const WINDOW_PER_NODE = 64
@@ -17,6 +18,7 @@ const seed = process.env.PASTRY_SEED ?? 'bench-transports'
 
 const transports: Record<string, () => Transport> = {
   tcp: () => createTcpTransport(),
+  udp: () => createUdpTransport(),
 }
 
 async function cluster(make: () => Transport): Promise<OverlayNode[]> {

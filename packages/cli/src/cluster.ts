@@ -218,3 +218,25 @@ export interface DeliveredEntry {
   readonly origin: string
   readonly latencyMs: number | null
 }
+
+/** One `/received` record: a message, or a gap (`gap` set, no `data` or `seq`). */
+export interface ReceivedEntry {
+  readonly topic: string
+  readonly data?: string
+  readonly publisher: string
+  readonly epoch: number
+  readonly seq?: number
+  readonly gap?: { readonly fromSeq: number; readonly toSeq: number }
+  readonly receivedAtMs: number
+}
+
+/** One `/topics` entry: a member's place in a topic's tree. */
+export interface TopicStatus {
+  readonly topic: string
+  readonly subscribed: boolean
+  readonly root: boolean
+  readonly parent: { readonly id: string; readonly address: string } | null
+  readonly children: readonly { readonly id: string; readonly address: string }[]
+  readonly received: number
+  readonly gaps: number
+}

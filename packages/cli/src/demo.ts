@@ -1,28 +1,46 @@
 /*
  * `pastry demo`: a real cluster on this machine. It starts `pastry node` processes over TCP on
  * 127.0.0.1, lets them join, routes messages through their admin APIs, checks each landed at the
- * numerically closest node, prints a summary, and stops every process.
+ * numerically closest node, then subscribes nodes to a few topics, publishes from random nodes and
+ * checks every subscriber got every message once and in order; prints a summary, and stops every
+ * process.
  */
 import { parseArgs } from 'node:util'
 import { closestId, Id } from '@pastry/core'
-import { admin, type DeliveredEntry, LocalCluster, type MemberStatus } from './cluster.js'
+import {
+  admin,
+  type DeliveredEntry,
+  LocalCluster,
+  type Member,
+  type MemberStatus,
+  type ReceivedEntry,
+  type TopicStatus,
+} from './cluster.js'
 import { UsageError } from './errors.js'
 import { createProgress } from './progress.js'
 
 export const DEMO_USAGE = `Usage: pastry demo [options]
 
 Starts a local Pastry cluster of real processes over TCP on 127.0.0.1, routes messages between
-them, prints where they landed, and stops every process.
+them, prints where they landed, then runs pub/sub: subscribes nodes to 3 topics, publishes from
+random nodes, and checks that every subscriber received every message once and in order. It stops
+every process at the end, and exits 0 only when everything was correct.
 
 Options:
   --nodes N        processes in the cluster (default 8, 2..32)
   --messages K     messages to route from random nodes to random keys (default 200, 1..10000)
+  --publishes P    pub/sub messages to publish from random nodes (default 60, 1..3000)
   -h, --help       show this help`
 
 /** How long the demo waits for the cluster to form, and for the messages to arrive. */
 const JOIN_TIMEOUT_MS = 60_000
 const DELIVERY_TIMEOUT_MS = 30_000
 const SETTLE_TIMEOUT_MS = 15_000
+/** How long subscriptions may take to attach, and publishes to reach every subscriber. */
+const ATTACH_TIMEOUT_MS = 15_000
+const RECEIVE_TIMEOUT_MS = 15_000
+/** The demo's topics. */
+const TOPICS = ['demo/prices', 'demo/chat', 'demo/jobs'] as const
 /** The nodes' leaf-set size L (the protocol's default). */
 const LEAF_SET_SIZE = 16
 
@@ -43,7 +61,7 @@ function intOption(
 
 /** Runs `pastry demo`. Resolves to 0 when every message landed at the right node, 1 otherwise. */
 export async function runDemo(argv: readonly string[]): Promise<number> {
-  let values: { nodes?: string; messages?: string; help?: boolean }
+  let values: { nodes?: string; messages?: string; publishes?: string; help?: boolean }
   try {
     values = parseArgs({
       args: [...argv],
@@ -51,6 +69,7 @@ export async function runDemo(argv: readonly string[]): Promise<number> {
       options: {
         nodes: { type: 'string' },
         messages: { type: 'string' },
+        publishes: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }).values
@@ -63,6 +82,7 @@ export async function runDemo(argv: readonly string[]): Promise<number> {
   }
   const count = intOption('nodes', values.nodes, 8, 2, 32)
   const messages = intOption('messages', values.messages, 200, 1, 10_000)
+  const publishes = intOption('publishes', values.publishes, 60, 1, 3_000)
   const out = (line = '') => process.stdout.write(`${line}\n`)
   const progress = createProgress()
   // A one-second heartbeat lets concurrent joiners learn of each other within the demo's time.
@@ -174,10 +194,12 @@ export async function runDemo(argv: readonly string[]): Promise<number> {
     out(
       `  latency: p50 ${quantile(latencies, 0.5).toFixed(1)} ms, p99 ${quantile(latencies, 0.99).toFixed(1)} ms (from /route to delivery)`,
     )
+    out()
+    const pubsubCorrect = await demoPubSub(cluster.members, publishes, out, progress)
     const codes = await cluster.stop()
     const clean = codes.filter((c) => c === 0).length
     out(`  stopped ${count} nodes: ${clean} left gracefully`)
-    return correct === sent.size && clean === count ? 0 : 1
+    return correct === sent.size && pubsubCorrect && clean === count ? 0 : 1
   } finally {
     progress.done()
     process.off('SIGINT', onSignal)
@@ -228,4 +250,115 @@ function histogram(xs: readonly number[]): string {
   const counts: number[] = []
   for (const x of xs) counts[x] = (counts[x] ?? 0) + 1
   return Array.from(counts, (c, i) => `${i}:${c ?? 0}`).join(' ')
+}
+
+/**
+ * The pub/sub part: about half the nodes subscribe to each topic, `publishes` messages go out from
+ * random nodes, and every subscriber's `/received` must hold each one exactly once, in order per
+ * publisher, with no gap. Prints a table per topic and the latency; resolves to whether all was right.
+ */
+async function demoPubSub(
+  members: readonly Member[],
+  publishes: number,
+  out: (line?: string) => void,
+  progress: ReturnType<typeof createProgress>,
+): Promise<boolean> {
+  const random = (n: number) => Math.floor(Math.random() * n)
+  const plans = TOPICS.map((topic) => {
+    const pool = [...members]
+    const subscribers: Member[] = []
+    const n = Math.max(2, Math.ceil(members.length / 2))
+    while (subscribers.length < n && pool.length > 0) subscribers.push(...pool.splice(random(pool.length), 1))
+    return { topic, subscribers, sent: [] as { key: string; data: string; atMs: number }[] }
+  })
+  await Promise.all(
+    plans.flatMap((p) => p.subscribers.map((m) => admin(m, '/subscribe', { topic: p.topic }))),
+  )
+  // Attached: each subscriber is its topic's root or has a parent (which is attached itself).
+  const attachBy = performance.now() + ATTACH_TIMEOUT_MS
+  let trees: TopicStatus[][] = []
+  for (;;) {
+    trees = await Promise.all(members.map((m) => admin<TopicStatus[]>(m, '/topics')))
+    const attached = plans.every((p) =>
+      p.subscribers.every((m) => {
+        const e = trees[m.index]?.find((t) => t.topic === p.topic)
+        return e !== undefined && (e.root || e.parent !== null)
+      }),
+    )
+    if (attached || performance.now() > attachBy) break
+    await new Promise((r) => setTimeout(r, 50))
+  }
+
+  for (let i = 0; i < publishes; i++) {
+    const p = plans[i % plans.length] as (typeof plans)[number]
+    const from = members[random(members.length)] as Member
+    const data = `${p.topic} #${Math.floor(i / plans.length) + 1}`
+    const atMs = Date.now()
+    const r = await admin<{ publisher: string; epoch: number; seq: number }>(from, '/publish', {
+      topic: p.topic,
+      data,
+    })
+    p.sent.push({ key: `${r.publisher}/${r.epoch}/${r.seq}`, data, atMs })
+    progress.update('publishing', (i + 1) / publishes)
+  }
+  progress.done()
+
+  // Collect until every subscriber has every message of its topic, or the time is up.
+  const collectBy = performance.now() + RECEIVE_TIMEOUT_MS
+  let lists: ReceivedEntry[][][] = []
+  for (;;) {
+    lists = await Promise.all(
+      plans.map((p) =>
+        Promise.all(
+          p.subscribers.map((m) =>
+            admin<ReceivedEntry[]>(m, `/received?topic=${encodeURIComponent(p.topic)}`),
+          ),
+        ),
+      ),
+    )
+    const complete = plans.every((p, t) =>
+      (lists[t] ?? []).every((list) => list.filter((e) => e.gap === undefined).length >= p.sent.length),
+    )
+    if (complete || performance.now() > collectBy) break
+    await new Promise((r) => setTimeout(r, 50))
+  }
+
+  let allCorrect = true
+  const latencies: number[] = []
+  out(`  pub/sub: ${TOPICS.length} topics, ${publishes} messages published from random nodes`)
+  out('  topic        subscribers  root      messages  deliveries  exactly once, in order')
+  plans.forEach((p, t) => {
+    const sent = new Map(p.sent.map((s) => [s.key, s]))
+    let good = 0
+    let deliveries = 0
+    for (const list of lists[t] ?? []) {
+      const seen = new Set<string>()
+      const last = new Map<string, number>()
+      let ok = true
+      for (const e of list) {
+        const stream = `${e.publisher}/${e.epoch}`
+        const key = `${stream}/${e.seq}`
+        const s = sent.get(key)
+        if (e.gap !== undefined || s === undefined || s.data !== e.data || seen.has(key)) ok = false
+        if ((last.get(stream) ?? 0) >= (e.seq ?? 0)) ok = false
+        last.set(stream, e.seq ?? 0)
+        seen.add(key)
+        if (s !== undefined) {
+          deliveries++
+          latencies.push(Math.max(0, e.receivedAtMs - s.atMs))
+        }
+      }
+      if (ok && seen.size === sent.size) good++
+    }
+    const root = members.find((m) => trees[m.index]?.some((e) => e.topic === p.topic && e.root))
+    const correct = good === p.subscribers.length
+    if (!correct) allCorrect = false
+    out(
+      `  ${p.topic.padEnd(11)}  ${String(p.subscribers.length).padStart(11)}  ${(root === undefined ? '?' : `node ${root.index}`).padEnd(8)}  ${String(p.sent.length).padStart(8)}  ${`${deliveries}/${p.sent.length * p.subscribers.length}`.padStart(10)}  ${correct ? 'yes' : `no (${good}/${p.subscribers.length} subscribers)`}`,
+    )
+  })
+  out(
+    `  latency: p50 ${quantile(latencies, 0.5).toFixed(1)} ms, p99 ${quantile(latencies, 0.99).toFixed(1)} ms (from POST /publish to a subscriber's handler)`,
+  )
+  return allCorrect
 }

@@ -13,7 +13,7 @@ export const MAX_BODY_BYTES = 2 * 1024 * 1024
 /** Open `/deliveries` streams at once; more get 503. */
 export const MAX_STREAMS = 64
 /** Bytes a stream may have unsent before it is cut off as too slow. */
-const MAX_STREAM_BACKLOG_BYTES = 4 * 1024 * 1024
+export const MAX_STREAM_BACKLOG_BYTES = 4 * 1024 * 1024
 
 /** A delivery as `/delivered` lists it. */
 export interface DeliveredRecord {
@@ -35,7 +35,21 @@ export interface AdminBackend {
   metrics(): Promise<{ contentType: string; body: string }>
   /** Starts a graceful leave; the process exits when it is done. */
   leave(): void
+  /** More routes (pub/sub), tried for any path the API does not own itself. */
+  readonly routes?: AdminRoutes
 }
+
+/**
+ * A mounted set of routes: answers the request and resolves to true, or resolves to false for a path
+ * it does not own. It throws {@link HttpError} for a bad request, and registers any Server-Sent
+ * Events stream in `streams` (at most {@link MAX_STREAMS}, shared with `/deliveries`).
+ */
+export type AdminRoutes = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  streams: Set<ServerResponse>,
+) => Promise<boolean>
 
 /** An error with an HTTP status, for the API to answer with. */
 export class HttpError extends Error {
@@ -119,6 +133,7 @@ async function handle(
       backend.leave()
       return
     default: {
+      if (backend.routes !== undefined && (await backend.routes(req, res, url, streams))) return
       const known = ['/status', '/route', '/delivered', '/deliveries', '/metrics', '/leave']
       if (known.includes(url.pathname))
         throw new HttpError(405, `${req.method} is not allowed on ${url.pathname}`)
@@ -127,13 +142,15 @@ async function handle(
   }
 }
 
-function json(res: ServerResponse, status: number, value: unknown): void {
+/** Answers with `value` as JSON. */
+export function json(res: ServerResponse, status: number, value: unknown): void {
   const body = JSON.stringify(value)
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
   res.end(body)
 }
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
+/** Reads the request body as JSON (at most {@link MAX_BODY_BYTES}); throws {@link HttpError} 400 or 413. */
+export async function readJson(req: IncomingMessage): Promise<unknown> {
   const declared = Number(req.headers['content-length'] ?? 0)
   if (declared > MAX_BODY_BYTES) throw new HttpError(413, `the body is over ${MAX_BODY_BYTES} bytes`)
   const chunks: Buffer[] = []

@@ -19,11 +19,14 @@ import {
   type Transport,
   TransportError,
 } from '@pastry/core'
+import { createPubSub } from '@pastry/pubsub'
 import { createTcpTransport } from '@pastry/transport-tcp'
+import { createUdpTransport } from '@pastry/transport-udp'
 import { pino } from 'pino'
 import { UsageError } from '../errors.js'
 import { type DeliveredRecord, HttpError, startAdmin } from './admin.js'
 import { collectMetrics } from './metrics.js'
+import { PubSubAdmin } from './pubsub-admin.js'
 import { RecentLog } from './recent.js'
 
 export const NODE_USAGE = `Usage: pastry node --listen HOST:PORT [options]
@@ -32,7 +35,7 @@ Runs one Pastry node until SIGTERM (a graceful leave, then exit 0) or POST /leav
 
 Options:
   --listen HOST:PORT          address to bind the transport to (port 0 picks one)
-  --transport tcp|udp         transport (default tcp)
+  --transport tcp|udp         transport (default tcp); every member of a cluster must use the same
   --bootstrap HOST:PORT       a member to join through; repeat for more. Without one, the node
                               starts a new overlay
   --admin HOST:PORT           admin HTTP API address (default 127.0.0.1:0)
@@ -50,7 +53,8 @@ Options:
 
 stdout: {"event":"listening","id","address","admin"}, then {"event":"active"}.
 Admin API: GET /status, POST /route, GET /delivered, GET /deliveries (SSE), GET /metrics,
-POST /leave.`
+POST /leave; pub/sub: POST /subscribe, POST /unsubscribe, POST /publish, GET /received?topic=T,
+GET /topics, GET /topics/{topic}/events (SSE).`
 
 /** The application name the admin API routes under. */
 export const ADMIN_APP = 'pastry.admin'
@@ -198,13 +202,11 @@ function settings(argv: readonly string[]): NodeSettings | 'help' {
 }
 
 function makeTransport(s: NodeSettings): Transport {
-  if (s.transport === 'udp') {
-    throw new UsageError('--transport udp is not available in this version yet; use tcp')
-  }
-  return createTcpTransport({
+  const options = {
     ...(s.clusterKey === undefined ? {} : { clusterKey: s.clusterKey }),
     ...(s.advertise === undefined ? {} : { advertiseAddress: s.advertise }),
-  })
+  }
+  return s.transport === 'udp' ? createUdpTransport(options) : createTcpTransport(options)
 }
 
 /**
@@ -238,6 +240,8 @@ export async function runNode(argv: readonly string[]): Promise<number> {
     }
     throw e
   }
+  // Pub/sub rides on the node from the start; it closes by itself if the node closes.
+  const pubsub = new PubSubAdmin(createPubSub(node), log)
   const delivered = new RecentLog<DeliveredRecord>(DELIVERED_CAPACITY)
   let leaving = false
   let finish: (code: number) => void = () => {}
@@ -264,6 +268,7 @@ export async function runNode(argv: readonly string[]): Promise<number> {
     if (leaving) return
     leaving = true
     log.info({ why }, 'leaving')
+    pubsub.pubsub.close() // while the node is active, so parents and children hear of it at once
     await node.leave()
     await admin.close()
     log.info('left')
@@ -281,8 +286,9 @@ export async function runNode(argv: readonly string[]): Promise<number> {
     }),
     route: (key, data) => routeFromApi(node, key, data),
     delivered,
-    metrics: () => collectMetrics(node, delivered),
+    metrics: () => collectMetrics(node, delivered, pubsub),
     leave: () => void leave('POST /leave'),
+    routes: pubsub.routes,
   })
 
   process.stdout.write(

@@ -5,12 +5,17 @@
 import type { OverlayNode } from '@pastry/core'
 import { Counter, Gauge, Registry } from 'prom-client'
 import type { DeliveredRecord } from './admin.js'
+import type { PubSubAdmin } from './pubsub-admin.js'
 import type { RecentLog } from './recent.js'
 
 const STATES = ['idle', 'joining', 'active', 'leaving', 'closed'] as const
 
 /** Builds the registry for one node. Call once; scrape with `metrics()`. */
-function buildRegistry(node: OverlayNode, delivered: RecentLog<DeliveredRecord>): Registry {
+function buildRegistry(
+  node: OverlayNode,
+  delivered: RecentLog<DeliveredRecord>,
+  pubsub: PubSubAdmin | undefined,
+): Registry {
   const registry = new Registry()
   const gauge = (name: string, help: string, labelNames: string[], collect: (g: Gauge) => void) =>
     new Gauge({
@@ -80,6 +85,39 @@ function buildRegistry(node: OverlayNode, delivered: RecentLog<DeliveredRecord>)
       admin: delivered.total,
     }),
   )
+  if (pubsub !== undefined) {
+    const m = pubsub.pubsub.machine
+    gauge('pastry_pubsub_topics', 'Pub/sub topics with state here, by role.', ['role'], (g) => {
+      const topics = m.topics
+      g.set({ role: 'any' }, topics.length)
+      g.set({ role: 'subscribed' }, topics.filter((t) => m.isSubscribed(t)).length)
+      g.set({ role: 'root' }, topics.filter((t) => m.isRoot(t)).length)
+    })
+    gauge('pastry_pubsub_children', 'Children in every pub/sub tree this node is part of.', [], (g) =>
+      g.set(m.topics.reduce((n, t) => n + m.childrenOf(t).length, 0)),
+    )
+    gauge('pastry_pubsub_pending_publishes', 'Publishes awaiting the root acknowledgement.', [], (g) =>
+      g.set(m.pendingPublishes),
+    )
+    counter(
+      'pastry_pubsub_messages_received_total',
+      'Pub/sub messages delivered to subscriptions here.',
+      'app',
+      () => ({ pubsub: pubsub.counts.received }),
+    )
+    counter('pastry_pubsub_gaps_total', 'Pub/sub gap events: messages lost for good.', 'app', () => ({
+      pubsub: pubsub.counts.gaps,
+    }))
+    counter(
+      'pastry_pubsub_events_total',
+      'Pub/sub counters: protocol, runtime and /publish outcomes.',
+      'counter',
+      () => {
+        const { published, publishFailed, seqMismatches } = pubsub.counts
+        return { ...m.stats, ...pubsub.pubsub.runtimeStats, published, publishFailed, seqMismatches }
+      },
+    )
+  }
   return registry
 }
 
@@ -90,10 +128,11 @@ function buildRegistry(node: OverlayNode, delivered: RecentLog<DeliveredRecord>)
 export function collectMetrics(
   node: OverlayNode,
   delivered: RecentLog<DeliveredRecord>,
+  pubsub?: PubSubAdmin,
 ): Promise<{ contentType: string; body: string }> {
   let registry = registries.get(node)
   if (registry === undefined) {
-    registry = buildRegistry(node, delivered)
+    registry = buildRegistry(node, delivered, pubsub)
     registries.set(node, registry)
   }
   const r = registry
