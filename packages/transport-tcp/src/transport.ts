@@ -34,6 +34,7 @@
  */
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net'
 import {
+  checkListen,
   formatAddress,
   Id,
   type ListenOptions,
@@ -101,28 +102,17 @@ class TcpTransportImpl implements TcpTransport, ConnectionOwner {
   // Transport.
 
   listen(options: ListenOptions): Promise<string> {
-    if (this.#state === 'closed')
-      return Promise.reject(new TransportError('CLOSED', 'the transport is closed'))
-    if (this.#state !== 'idle') {
-      return Promise.reject(
-        new TransportError('LISTEN_FAILED', 'listen was already called on this transport'),
-      )
-    }
-    const { address, localId, handlers } = options ?? ({} as ListenOptions)
-    // Duck-typed, so that an Id from another copy of @pastry/core (source and build) still passes.
-    if (typeof localId?.writeTo !== 'function' || typeof localId.equals !== 'function') {
-      return Promise.reject(new TypeError('listen needs localId, an Id'))
-    }
-    if (typeof handlers?.message !== 'function' || typeof handlers.error !== 'function') {
-      return Promise.reject(new TypeError('listen needs handlers { message, error }'))
-    }
     let host: string
     let port: number
     try {
-      ;({ host, port } = parseAddress(address))
+      ;({ host, port } = checkListen(
+        options,
+        this.#state === 'idle' || this.#state === 'closed' ? this.#state : 'busy',
+      ))
     } catch (e) {
       return Promise.reject(e)
     }
+    const { address, localId, handlers } = options
     this.#state = 'starting'
     const server = createServer({ noDelay: true }, (socket) => this.#accept(socket))
     this.#server = server

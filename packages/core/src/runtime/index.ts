@@ -10,6 +10,7 @@ export {
   type RuntimeStats,
 } from './node.js'
 export {
+  checkListen,
   formatAddress,
   type HostPort,
   type ListenOptions,

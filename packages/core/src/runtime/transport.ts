@@ -171,3 +171,23 @@ export function parseAddress(address: string): HostPort {
 export function formatAddress(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
 }
+
+/**
+ * The checks every transport's `listen` makes before binding: the state (`CLOSED` after close,
+ * `LISTEN_FAILED` on a second call), a `localId` and both handlers (TypeError), and the address
+ * (`BAD_ADDRESS`). Returns the parsed address. Transports call it first and reject with what it
+ * throws. The id is checked by shape, so that an `Id` from another copy of this package passes.
+ */
+export function checkListen(options: ListenOptions, state: 'idle' | 'closed' | 'busy'): HostPort {
+  if (state === 'closed') throw new TransportError('CLOSED', 'the transport is closed')
+  if (state !== 'idle')
+    throw new TransportError('LISTEN_FAILED', 'listen was already called on this transport')
+  const { address, localId, handlers } = options ?? ({} as ListenOptions)
+  if (typeof localId?.writeTo !== 'function' || typeof localId.equals !== 'function') {
+    throw new TypeError('listen needs localId, an Id')
+  }
+  if (typeof handlers?.message !== 'function' || typeof handlers.error !== 'function') {
+    throw new TypeError('listen needs handlers { message, error }')
+  }
+  return parseAddress(address)
+}
