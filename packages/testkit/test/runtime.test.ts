@@ -120,43 +120,6 @@ rt('nodes join, and each routed message is delivered once at the numerically clo
   }
 })
 
-rt('the moment join resolves, the new node already receives its own keys', async () => {
-  const net = new MemoryNetwork()
-  const rng = createRng(`runtime-window-${SEED}`)
-  const nodes: OverlayNode[] = []
-  try {
-    const first = await createNode({
-      transport: net.createTransport(),
-      listen: 'mem:0',
-      rng: rng.derive('0'),
-      config: FAST,
-    })
-    first.register(APP)
-    first.start()
-    nodes.push(first)
-    for (let i = 1; i < 6; i++) {
-      const n = await createNode({
-        transport: net.createTransport(),
-        listen: 'mem:0',
-        rng: rng.derive(`${i}`),
-        config: FAST,
-      })
-      n.register(APP)
-      nodes.push(n)
-      await n.join([first.address])
-      // No waiting for heartbeats: every earlier node routes the newcomer's id at once.
-      const arrivals = nodes.slice(0, -1).map((from) => {
-        const delivered = next(n, 'deliver', (e) => e.origin.id.equals(from.id))
-        from.route(n.id, APP, new Uint8Array([i]))
-        return delivered
-      })
-      await Promise.all(arrivals)
-    }
-  } finally {
-    await Promise.all(nodes.map((n) => n.close()))
-  }
-})
-
 rt('join through an unreachable bootstrap rejects with JoinError and closes the node', async () => {
   const net = new MemoryNetwork()
   const node = await createNode({ transport: net.createTransport(), listen: 'mem:0', config: FAST })

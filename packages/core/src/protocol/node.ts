@@ -726,13 +726,11 @@ export class PastryNode implements ProtocolNode {
 
   #onAnnounce(now: number, message: MessageOf<'announce'>): void {
     if (this.#state !== 'active' && this.#state !== 'joining') return
-    // An active member takes the joiner into its leaf set before confirming it (MSPastry): by the
-    // time the joiner has every confirmation and becomes active, its neighbours already route its
-    // keys to it, so there is no moment when an active node's keys are delivered elsewhere. Until
-    // then the joiner holds what it receives. A node that left and now rejoins is welcome again.
+    // The joiner enters this node's tables only once it is active (its first heartbeat): tables
+    // hold active nodes alone, so no message is ever routed to a node that may not deliver it.
+    // A node that left and now rejoins is welcome again.
     const from = message.from
     if (this.#failed.get(from.id.toHex())?.left === true) this.#failed.delete(from.id.toHex())
-    if (this.#state === 'active') this.#insertLeaf(now, from)
     this.#transmit(now, from.address, from, {
       type: 'announceAck',
       from: this.handle,
