@@ -19,7 +19,7 @@ export interface PubSubConfig {
   readonly publishAckTimeoutMs: number
   /** Transmissions of a publish before it is given up (`publishFailed`). Default 10. */
   readonly publishAttempts: number
-  /** How long a subscriber waits for a replay before it reports the rest of a gap. Default 1000. */
+  /** How long a subscriber waits for a replay before it reports the rest of a gap. Default 3000. */
   readonly replayTimeoutMs: number
   /** How long an anycast waits for its answer. Default 5000. */
   readonly anycastTimeoutMs: number
@@ -62,7 +62,7 @@ export const DEFAULT_PUBSUB_CONFIG: PubSubConfig = Object.freeze({
   subscribeAttempts: 5,
   publishAckTimeoutMs: 1000,
   publishAttempts: 10,
-  replayTimeoutMs: 1000,
+  replayTimeoutMs: 3000,
   anycastTimeoutMs: 5000,
   maxChildren: 16,
   maxRedirects: 4,
