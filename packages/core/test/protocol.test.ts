@@ -257,6 +257,8 @@ test('config: resolveConfig rejects bad settings with ConfigError, naming the se
     [{ maxProbesInFlight: 0 }, 'maxProbesInFlight'],
     [{ maxFailedMemory: 0 }, 'maxFailedMemory'],
     [{ maxDeliveredMemory: 1.5 }, 'maxDeliveredMemory'],
+    [{ pns: 'yes' as never }, 'pns'],
+    [{ findNearbySeed: 1 as never }, 'findNearbySeed'],
   ]
   for (const [partial, name] of bad) {
     try {
@@ -384,7 +386,8 @@ test(
 )
 
 test(named('join: every node on the path sends the joiner its rows; the root its leaf set'), () => {
-  const d = new Driver({ seed: seedOf('join/path'), n: 41 })
+  // The JOIN goes through the chosen bootstrap: no search for a nearby seed.
+  const d = new Driver({ seed: seedOf('join/path'), n: 41, config: { ...FAST, findNearbySeed: false } })
   d.ring(40)
   d.runFor(3000)
   const j = 40
@@ -423,6 +426,132 @@ test(named('join: every node on the path sends the joiner its rows; the root its
     )
   }
   assert.ok(d.node(j).routingTable.row(0).length > 0, 'the joiner has a routing table')
+})
+
+/** Node positions on a line, for a latency that is a metric: 1 ms plus the distance. */
+function lineLatency(label: string, n: number): { latency: (i: number, j: number) => number; pos: number[] } {
+  const rng = createRng(seedOf(label)).derive('positions')
+  const pos = Array.from({ length: n }, () => rng.float() * 200)
+  return { pos, latency: (i, j) => 1 + Math.abs(pos[i]! - pos[j]!) }
+}
+
+test(named('join: the joiner finds a nearby node and joins through it, tables still consistent'), () => {
+  const n = 61
+  const j = n - 1
+  const { pos, latency } = lineLatency('join/seek', n)
+  const d = new Driver({ seed: seedOf('join/seek'), n, latency })
+  d.ring(n - 1)
+  d.runFor(5 * FAST.leafSetHeartbeatMs!)
+  const byDistance = d.active().sort((a, b) => Math.abs(pos[a]! - pos[j]!) - Math.abs(pos[b]! - pos[j]!))
+  const farthest = byDistance.at(-1)!
+  const joiner = d.node(j).id
+  let joinTo: number | undefined
+  const early: string[] = []
+  d.watch((s) => {
+    if (s.message.type === 'join' && s.from === j && joinTo === undefined) {
+      joinTo = s.to
+      // Nobody may hold the joiner in a table before it is active, searched-for or not.
+      for (const i of d.active()) {
+        const node = d.node(i)
+        if (node.leafSet.contains(joiner) || node.routingTable.contains(joiner)) early.push(`n${i}`)
+      }
+    }
+  })
+  d.join(j, [farthest])
+  d.runUntilQuiet()
+  assert.is(d.node(j).state, 'active')
+  assert.ok(joinTo !== undefined, 'a JOIN was sent')
+  const rank = byDistance.indexOf(joinTo!)
+  assert.ok(
+    rank >= 0 && rank < 3,
+    `the JOIN went to n${joinTo}, the ${rank + 1}th nearest of ${n - 1} (bootstrap n${farthest} is the farthest)`,
+  )
+  assert.equal(early, [], 'nodes that held the joiner in a table before it was active')
+  // The RTTs measured on the way seeded the joiner's tables: its row-0 entries are nearer than
+  // the members of their columns are on average (what a table without PNS would get).
+  const row0 = d.node(j).routingTable.row(0)
+  assert.ok(row0.length > 0)
+  let chosen = 0
+  let average = 0
+  for (const e of row0) {
+    const col = e.id.digit(0, 4)
+    const column = d.active().filter((i) => i !== j && d.node(i).id.digit(0, 4) === col)
+    chosen += latency(j, d.indexOf(e.id))
+    average += column.reduce((sum, i) => sum + latency(j, i), 0) / column.length
+  }
+  assert.ok(
+    chosen < 0.75 * average,
+    `row 0: ${chosen.toFixed(1)} ms in all, ${average.toFixed(1)} for random`,
+  )
+  d.runFor(3 * FAST.leafSetHeartbeatMs!)
+  const lookups = d.randomLookups(200)
+  d.runUntilQuiet()
+  assertPerfect(d, lookups, 'after a join through a searched-for seed')
+})
+
+test(named('join: when the bootstrap does not answer the search, the JOIN goes to it anyway'), () => {
+  const d = new Driver({ seed: seedOf('join/seek-silent'), n: 21 })
+  d.ring(20)
+  d.runFor(3000)
+  d.drop((s) => s.message.type === 'leafSetReply' && s.to === 20)
+  let joinAt = -1
+  let joinTo = -1
+  d.watch((s) => {
+    if (s.message.type === 'join' && s.from === 20 && joinAt < 0) {
+      joinAt = d.now
+      joinTo = s.to
+    }
+  })
+  const start = d.now
+  d.join(20, [4])
+  d.runUntilQuiet()
+  assert.is(joinTo, 4)
+  assert.ok(joinAt - start >= FAST.probeTimeoutMs!, 'after waiting one probe timeout for the leaf set')
+  assert.is(d.node(20).state, 'active')
+})
+
+test(named('join: findNearbySeed false sends the JOIN straight to the bootstrap'), () => {
+  const d = new Driver({ seed: seedOf('join/no-seek'), n: 21, config: { ...FAST, findNearbySeed: false } })
+  d.ring(20)
+  d.runFor(3000)
+  const first: string[] = []
+  d.watch((s) => {
+    if (s.from === 20 && first.length === 0) first.push(`${s.message.type}->n${s.to}`)
+  })
+  d.join(20, [4])
+  d.runUntilQuiet()
+  assert.equal(first, ['join->n4'])
+  assert.is(d.node(20).state, 'active')
+})
+
+test(named('join: a leaf set lost to dropped announces is whole again on the next attempt'), () => {
+  // Every announce of the first attempt is lost, so the joiner gives its whole leaf set up for
+  // failed and starts over. Those verdicts came from its own lost messages: the new attempt must
+  // not keep the (live) nodes out, or the joiner would become active with a partial leaf set.
+  const d = new Driver({ seed: seedOf('join/announce-lost'), n: 13 })
+  d.ring(12)
+  d.runFor(3000)
+  let attempts = 0
+  const heal = d.drop((s) => s.from === 12 && s.message.type === 'announce')
+  d.watch((s) => {
+    if (s.from === 12 && s.message.type === 'join') {
+      attempts++
+      if (attempts === 2) heal()
+    }
+  })
+  d.join(12, [0])
+  d.runUntilTrue(() => d.node(12).state !== 'joining', 60_000)
+  assert.is(d.node(12).state, 'active')
+  assert.ok(attempts >= 2, 'the first attempt failed')
+  const want = d.expectedLeafSet(12)
+  const have = d
+    .node(12)
+    .leafSet.members()
+    .map((m) => d.indexOf(m.id))
+  assert.equal(new Set(have), new Set([...want.cw, ...want.ccw]), 'the whole leaf set, at activation')
+  const lookups = Array.from({ length: 30 }, () => d.route(12, randomId(d.rng)))
+  d.runUntilQuiet()
+  assertPerfect(d, lookups, 'from the new node')
 })
 
 test(named('join: a joining node holds what reaches it, and delivers only once active'), () => {

@@ -22,6 +22,16 @@ export interface ProtocolConfig {
    */
   readonly pns: boolean
   /**
+   * Before its first JOIN, a joiner looks for a node near it in the network, and joins through that
+   * node rather than through the bootstrap it was given (default true; used only with `pns`). It
+   * measures the bootstrap's leaf set, then walks up the routing-table rows of the nearest node
+   * found, from a deep row to row 0, moving to a nearer node at each step. A nearby first hop gives
+   * the joiner a routing table of nearby nodes, which is what makes PNS routes short. It costs
+   * about L + (log_{2^b} N + 2)·(2^b − 1) probes, whose RTTs then seed the joiner's tables, and a
+   * few round trips of join latency.
+   */
+  readonly findNearbySeed: boolean
+  /**
    * Tls: how often a node makes sure each leaf-set member has heard from it (default 30,000). A
    * member that has had other traffic from the node within the period gets no separate heartbeat.
    */
@@ -67,6 +77,7 @@ export const DEFAULT_PROTOCOL_CONFIG: ProtocolConfig = Object.freeze({
   leafSetSize: DEFAULT_LEAF_SET_SIZE,
   neighbourhoodSize: DEFAULT_NEIGHBOURHOOD_SIZE,
   pns: true,
+  findNearbySeed: true,
   leafSetHeartbeatMs: 30_000,
   leafSetTimeoutMs: 75_000,
   probeTimeoutMs: 3_000,
@@ -112,6 +123,8 @@ export function resolveConfig(partial: Partial<ProtocolConfig> = {}): ProtocolCo
     )
   }
   if (typeof c.pns !== 'boolean') throw new ConfigError(`pns must be true or false, got ${String(c.pns)}`)
+  if (typeof c.findNearbySeed !== 'boolean')
+    throw new ConfigError(`findNearbySeed must be true or false, got ${String(c.findNearbySeed)}`)
   positiveInt('neighbourhoodSize', c.neighbourhoodSize, MAX_NEIGHBOURHOOD_SIZE)
   for (const name of [
     'leafSetHeartbeatMs',

@@ -19,6 +19,16 @@
  * nearer nodes, which J announces itself to in turn. J becomes active only when every member of
  * its leaf set has confirmed it. Until then it holds any routed message that reaches it.
  *
+ * Nearby seed (with PNS). Before its first JOIN the joiner looks for a node near it in the network
+ * (`#seek*`): it asks the bootstrap for its leaf set and probes the members; then, from the nearest
+ * node found so far, it asks for one routing-table row at a time, from a deep row up to row 0, and
+ * probes the row's entries. Deep rows hold nodes scattered over the network, row 0 nodes close to
+ * the node asked, so the walk takes long strides first and short ones last. The JOIN then goes
+ * through the nearest node found, so the rows the joiner collects along the path are of nodes
+ * near it, and every RTT measured on the way seeds its tables. Once active, the new node asks the
+ * nearest few entries of each routing-table row for that same row (`#askNearestForRows`): their
+ * rows hold valid candidates that are near them, and so near it.
+ *
  * Liveness. A node makes sure each leaf-set member hears from it at least every Tls
  * (`leafSetHeartbeatMs`), sending a heartbeat when no other traffic did. A member not heard from
  * for `leafSetTimeoutMs` is suspected and probed; `probeRetries` unanswered retries declare it
@@ -114,6 +124,14 @@ const SUSPECT = 1
 const CANDIDATE = 2
 const LEAF_CANDIDATE = 4
 const RECOVER = 8
+/** SEEK: its RTT, for the nearby-seed search before a join. */
+const SEEK = 16
+/** Nodes the nearby-seed search measures at most. */
+const MAX_SEEK_MEASURED = 256
+/** Extra asks of row 0, from each nearer node it leads to, once the walk has reached row 0. */
+const SEEK_ROW0_REPEATS = 2
+/** How many of its nearest entries a new node asks, per row, for that row. */
+const ROW_IMPROVE_ASKS = 3
 /** Purposes whose probe carries this node's leaf set. */
 const WITH_LEAF_SET = SUSPECT | RECOVER | LEAF_CANDIDATE
 /** The purposes in the order a retried probe re-asks for them, after the one that sent it. */
@@ -218,6 +236,29 @@ export class PastryNode implements ProtocolNode {
   /** Leaf-set members this joiner has announced itself to, and those that have confirmed it. */
   readonly #announced = new Map<string, number>()
   readonly #confirmed = new Set<string>()
+  // The nearby-seed search (see the module comment), before the first JOIN.
+  /** The search's step, bumped per request; -1 when no search runs. */
+  #seekStep = -1
+  /** What the current step waits for: the bootstrap's leaf set, a row, or probe replies. */
+  #seekWaiting: 'leafSet' | 'row' | 'probes' = 'leafSet'
+  /** The next row to ask for; -1 once the walk is past row 0. */
+  #seekRow = -1
+  /** Further asks of row 0 left. */
+  #seekRow0Left = 0
+  /** The node the last row was asked of. */
+  #seekAsked: NodeHandle | undefined = undefined
+  /** Probes of this step still unanswered. */
+  #seekPending = 0
+  /** The nearest node measured so far, and its RTT. */
+  #seekBest: NodeHandle | undefined = undefined
+  #seekBestRtt = Number.POSITIVE_INFINITY
+  /**
+   * Every node the search has probed, by hex id, with its RTT once measured (NaN before); bounded
+   * by {@link MAX_SEEK_MEASURED}. Kept here because peer records of nodes in no table may be pruned.
+   */
+  readonly #seekSeen = new Map<string, { readonly node: NodeHandle; readonly step: number; rtt: number }>()
+  /** Where the first JOIN goes: the nearest node found, when the search found one. */
+  #seed: string | undefined = undefined
   // Counters, for observers.
   readonly #sent: Record<string, number> = {}
   readonly #received: Record<string, number> = {}
@@ -347,7 +388,8 @@ export class PastryNode implements ProtocolNode {
     this.#transition('idle', 'joining')
     this.#bootstrap = [...bootstrap]
     this.#joinAttempt = 0
-    this.#sendJoin(now)
+    if (this.config.pns && this.config.findNearbySeed) this.#startSeek(now)
+    else this.#sendJoin(now)
   }
 
   /**
@@ -512,6 +554,10 @@ export class PastryNode implements ProtocolNode {
         })
         return
       case 'leafSetReply':
+        if (this.#seekStep >= 0) {
+          if (this.#state === 'joining') this.#onSeekLeafSet(now, message.from, message.leafSet)
+          return
+        }
         this.#mergeLeafSet(now, message.leafSet)
         return
       case 'rowRequest':
@@ -523,6 +569,10 @@ export class PastryNode implements ProtocolNode {
         })
         return
       case 'rowReply':
+        if (this.#seekStep >= 0) {
+          if (this.#state === 'joining') this.#onSeekRow(now, message.from, message.entries)
+          return
+        }
         for (const n of message.entries) this.#consider(now, n)
         return
       case 'leave':
@@ -563,6 +613,9 @@ export class PastryNode implements ProtocolNode {
         case 'announce':
           if (key === this.#joinAttempt) this.#onAnnounceTimeout(now)
           break
+        case 'seek':
+          if (key === this.#seekStep && this.#state === 'joining') this.#seekAdvance(now)
+          break
       }
     }
     if (this.#pruneDue) this.#prunePeers()
@@ -591,6 +644,9 @@ export class PastryNode implements ProtocolNode {
           break
         case 'announce':
           if (key === this.#joinAttempt && this.#state === 'joining') return
+          break
+        case 'seek':
+          if (key === this.#seekStep && this.#state === 'joining') return
           break
         default:
           return
@@ -625,6 +681,8 @@ export class PastryNode implements ProtocolNode {
     this.#probes.clear()
     this.#announced.clear()
     this.#confirmed.clear()
+    this.#seekStep = -1
+    this.#seekSeen.clear()
   }
 
   #scheduleTimers(now: number): void {
@@ -655,13 +713,161 @@ export class PastryNode implements ProtocolNode {
     }
     const held = this.#held.splice(0)
     for (const h of held) this.#process(now, h.routed, h.attempts)
+    if (this.config.pns && this.#bootstrap.length > 0) this.#askNearestForRows(now)
+  }
+
+  /**
+   * Once active, a joiner asks the nearest entries of each routing-table row for that same row. An
+   * entry in row r shares r digits with this node, so its own row r holds valid row-r candidates,
+   * chosen by proximity to the entry, and a near entry's near nodes are near this node too. The
+   * answers are offered to the tables like any (PNS probes them).
+   */
+  #askNearestForRows(now: number): void {
+    const rt = this.routingTable
+    const per = ROW_IMPROVE_ASKS
+    for (let r = 0; r < rt.rowCount; r++) {
+      const nearest: { n: NodeHandle; p: number }[] = []
+      for (let c = 0; c < rt.columns; c++) {
+        const n = rt.get(r, c)
+        if (n === undefined) continue
+        const p = rt.proximityAt(r, c)
+        if (!(p > 0)) continue
+        nearest.push({ n, p })
+      }
+      nearest.sort((a, b) => a.p - b.p)
+      for (const { n } of nearest.slice(0, per)) {
+        this.#transmit(now, n.address, n, { type: 'rowRequest', from: this.handle, row: r })
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Nearby-seed search
+
+  #startSeek(now: number): void {
+    this.#seekSeen.clear()
+    this.#seekBest = undefined
+    this.#seekBestRtt = Number.POSITIVE_INFINITY
+    this.#seekAsked = undefined
+    this.#seekRow = -1
+    this.#seekRow0Left = SEEK_ROW0_REPEATS
+    this.#seekStep = 0
+    this.#seekWaiting = 'leafSet'
+    const address = this.#bootstrap[0]!
+    this.#transmit(now, address, undefined, { type: 'leafSetRequest', from: this.handle })
+    this.#deadlines.push(now + this.config.probeTimeoutMs, 'seek', this.#seekStep)
+  }
+
+  /** The bootstrap's leaf set: measure it, and pick the row the walk starts from. */
+  #onSeekLeafSet(now: number, from: NodeHandle, leafSet: readonly NodeHandle[]): void {
+    if (this.#seekWaiting !== 'leafSet') return
+    this.#seekRow = Math.max(0, Math.floor(this.#estimateRows(from, leafSet)) - 1)
+    this.#seekMeasure(now, [from, ...leafSet])
+  }
+
+  #onSeekRow(now: number, from: NodeHandle, entries: readonly NodeHandle[]): void {
+    if (this.#seekWaiting !== 'row' || this.#seekAsked?.id.equals(from.id) !== true) return
+    this.#seekMeasure(now, entries)
+  }
+
+  /** Probes the nodes not yet measured; the step ends when all have answered or timed out. */
+  #seekMeasure(now: number, handles: readonly NodeHandle[]): void {
+    this.#seekStep++
+    this.#seekWaiting = 'probes'
+    this.#seekPending = 0
+    for (const n of handles) {
+      if (n.id.equals(this.id) || this.#seekSeen.size >= MAX_SEEK_MEASURED) continue
+      const hex = n.id.toHex()
+      if (this.#seekSeen.has(hex)) continue
+      this.#seekSeen.set(hex, { node: n, step: this.#seekStep, rtt: Number.NaN })
+      this.#seekPending++
+      this.#probe(now, n, SEEK)
+    }
+    if (this.#seekPending === 0) this.#seekAdvance(now)
+    else this.#deadlines.push(now + this.config.probeTimeoutMs, 'seek', this.#seekStep)
+  }
+
+  /** A probe of the search answered (with its RTT) or timed out (with an infinite one). */
+  #onSeekMeasured(now: number, n: NodeHandle, rttMs: number): void {
+    if (this.#seekStep < 0 || this.#seekWaiting !== 'probes' || this.#state !== 'joining') return
+    const seen = this.#seekSeen.get(n.id.toHex())
+    // A late answer to an earlier step counts for nothing: that step has ended.
+    if (seen === undefined || seen.step !== this.#seekStep) return
+    seen.rtt = rttMs
+    if (rttMs < this.#seekBestRtt) {
+      this.#seekBest = n
+      this.#seekBestRtt = rttMs
+    }
+    if (--this.#seekPending <= 0) this.#seekAdvance(now)
+  }
+
+  /** The step is over (answered or timed out): ask the nearest node for the next row, or join. */
+  #seekAdvance(now: number): void {
+    // A node that does not answer for its row is likely gone: join through the bootstrap.
+    if (this.#seekWaiting === 'row') this.#seekBest = undefined
+    const best = this.#seekBest
+    let row = -1
+    if (best !== undefined) {
+      if (this.#seekRow >= 0) row = this.#seekRow--
+      else if (this.#seekRow0Left > 0 && this.#seekAsked?.id.equals(best.id) === false) {
+        // Past row 0: a nearer node was found there, so its own row 0 may hold nearer ones still.
+        this.#seekRow0Left--
+        row = 0
+      }
+    }
+    if (row < 0) {
+      this.#seekStep = -1
+      this.#seed = best?.address
+      this.#sendJoin(now)
+      return
+    }
+    this.#seekStep++
+    this.#seekWaiting = 'row'
+    this.#seekAsked = best
+    this.#transmit(now, best!.address, best, { type: 'rowRequest', from: this.handle, row })
+    this.#deadlines.push(now + this.config.probeTimeoutMs, 'seek', this.#seekStep)
+  }
+
+  /**
+   * About log_{2^b} N, from how much of the ring a leaf set covers: a full leaf set of L members
+   * around its owner spans about (L + 1)/N of it. A leaf set that is not full means a small ring.
+   */
+  #estimateRows(owner: NodeHandle, leafSet: readonly NodeHandle[]): number {
+    const count = leafSet.length + 1
+    if (leafSet.length < this.config.leafSetSize) return Math.log(count) / Math.log(2 ** this.config.b)
+    const o = owner.id.toBigInt()
+    const ring = 1n << 128n
+    let cw = 0n
+    let ccw = 0n
+    for (const n of leafSet) {
+      const d = (n.id.toBigInt() - o + ring) % ring
+      if (d < ring / 2n) cw = d > cw ? d : cw
+      else ccw = ring - d > ccw ? ring - d : ccw
+    }
+    const span = Number(cw + ccw) / 2 ** 128
+    if (!(span > 0)) return 0
+    return Math.log(count / span) / Math.log(2 ** this.config.b)
+  }
+
+  /** Offers every node the search measured to the routing table and neighbourhood set. */
+  #offerSeekMeasurements(): void {
+    if (this.#seekSeen.size === 0) return
+    for (const { node, rtt } of this.#seekSeen.values()) {
+      if (!Number.isFinite(rtt) || (this.#failed.size > 0 && this.#failed.has(node.id.toHex()))) continue
+      this.#rtInsert(node, rtt)
+      this.#nbInsert(node, rtt)
+    }
+    this.#seekSeen.clear()
   }
 
   // ---------------------------------------------------------------------------------------------
   // Join
 
   #sendJoin(now: number): void {
-    const address = this.#bootstrap[this.#joinAttempt % this.#bootstrap.length]!
+    const address =
+      this.#joinAttempt === 0 && this.#seed !== undefined
+        ? this.#seed
+        : this.#bootstrap[this.#joinAttempt % this.#bootstrap.length]!
     this.#joinMsgId = this.#newMsgId()
     this.#joinReplied = false
     this.#transmit(now, address, undefined, {
@@ -683,6 +889,9 @@ export class PastryNode implements ProtocolNode {
     this.#joinAttempt++
     this.#announced.clear()
     this.#confirmed.clear()
+    // Failure verdicts of a joiner come from its own unanswered announces: when the network lost
+    // them, the nodes are alive, and a new attempt must not keep them out of its leaf set.
+    this.#failed.clear()
     if (this.#joinAttempt >= this.config.joinAttempts) {
       this.#events.push({
         type: 'joinFailed',
@@ -699,6 +908,7 @@ export class PastryNode implements ProtocolNode {
   #onJoinReply(now: number, message: MessageOf<'joinReply'>): void {
     if (this.#state !== 'joining') return
     this.#joinReplied = true
+    this.#offerSeekMeasurements()
     for (const row of message.rows) for (const n of row.entries) this.#consider(now, n)
     this.#consider(now, message.from)
     this.#insertLeaf(now, message.from)
@@ -1189,7 +1399,10 @@ export class PastryNode implements ProtocolNode {
   #consider(now: number, n: NodeHandle): void {
     if (n.id.equals(this.id)) return
     if (this.#failed.size > 0 && this.#failed.has(n.id.toHex())) return
-    this.#offer(now, n, this.leafSet.wouldAccept(n.id))
+    // Until the root's answer, a joiner's leaf set is empty and would take anyone: the rows that
+    // path nodes send are for its routing table, and the root's answer brings the leaf set.
+    const leafCandidate = (this.#state !== 'joining' || this.#joinReplied) && this.leafSet.wouldAccept(n.id)
+    this.#offer(now, n, leafCandidate)
   }
 
   /** `#consider` past its checks, told whether the leaf set would take the node. */
@@ -1285,6 +1498,7 @@ export class PastryNode implements ProtocolNode {
     }
     if ((purposes & RECOVER) !== 0) this.#events.push({ type: 'nodeRecovered', node: n })
     if (message.leafSet !== undefined) this.#mergeLeafSet(now, message.leafSet)
+    if ((purposes & SEEK) !== 0) this.#onSeekMeasured(now, n, rtt)
   }
 
   #onProbeTimeout(now: number, nonce: number): void {
@@ -1304,6 +1518,7 @@ export class PastryNode implements ProtocolNode {
       return
     }
     if ((purposes & SUSPECT) !== 0) this.#declareFailed(now, probe.peer)
+    if ((purposes & SEEK) !== 0) this.#onSeekMeasured(now, probe.peer, Number.POSITIVE_INFINITY)
   }
 
   /** A node is gone: out of every table, remembered as failed, and its holes repaired. */
@@ -1484,8 +1699,8 @@ export class PastryNode implements ProtocolNode {
 
 /**
  * True for messages that only an active node sends, so that hearing one proves the sender may
- * enter the tables. A joiner's announce, probes and replies do not count; nor does a JOIN sent by
- * the joiner itself to its bootstrap.
+ * enter the tables. A joiner's announce, probes, row and leaf-set requests (the nearby-seed search)
+ * and replies do not count; nor does a JOIN sent by the joiner itself to its bootstrap.
  */
 function sentOnlyWhenActive(message: Message): boolean {
   switch (message.type) {
@@ -1493,7 +1708,6 @@ function sentOnlyWhenActive(message: Message): boolean {
     case 'joinRows':
     case 'joinReply':
     case 'route':
-    case 'rowRequest':
       return true
     case 'join':
       return !message.joiner.id.equals(message.from.id)
