@@ -259,6 +259,9 @@ test('config: resolveConfig rejects bad settings with ConfigError, naming the se
     [{ maxDeliveredMemory: 1.5 }, 'maxDeliveredMemory'],
     [{ pns: 'yes' as never }, 'pns'],
     [{ findNearbySeed: 1 as never }, 'findNearbySeed'],
+    [{ heartbeatNeighbours: 0 }, 'heartbeatNeighbours'],
+    [{ heartbeatNeighbours: 9 }, 'heartbeatNeighbours'],
+    [{ leafSetSize: 4, heartbeatNeighbours: 3 }, 'heartbeatNeighbours'],
   ]
   for (const [partial, name] of bad) {
     try {
@@ -285,6 +288,9 @@ test('config: defaults, derived timeouts, and a frozen result', () => {
   const e = resolveConfig({ leafSetHeartbeatMs: 1000, leafSetTimeoutMs: 4000 })
   assert.is(e.leafSetTimeoutMs, 4000)
   assert.is(e.failedMemoryMs, 40_000)
+  assert.is(resolveConfig().heartbeatNeighbours, 4)
+  assert.is(resolveConfig({ leafSetSize: 4 }).heartbeatNeighbours, 2, 'at most L/2 by default')
+  assert.is(resolveConfig({ leafSetSize: 32, heartbeatNeighbours: 16 }).heartbeatNeighbours, 16)
   assert.ok(Object.isFrozen(c))
 })
 

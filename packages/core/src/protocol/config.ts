@@ -36,6 +36,16 @@ export interface ProtocolConfig {
    * member that has had other traffic from the node within the period gets no separate heartbeat.
    */
   readonly leafSetHeartbeatMs: number
+  /**
+   * How many leaf-set members on each side a node heartbeats and watches for silence (default 4,
+   * at most L/2). A member farther out is neither: its own nearest neighbours watch it, and when
+   * they declare it failed they send their leaf sets at once to all their members, each of which
+   * then probes a member that its neighbour's leaf set should hold but does not. Four on each side
+   * still watches every node of a run of L/2 − 1 adjacent failures from a live neighbour on both
+   * sides, and halves the heartbeats of watching all L. With a leaf set smaller than the default,
+   * the default is L/2 when that is fewer.
+   */
+  readonly heartbeatNeighbours: number
   /** A leaf-set member not heard from for this long is suspected and probed (default 2.5 × Tls). */
   readonly leafSetTimeoutMs: number
   /** How long to wait for a probe's reply before trying again (default 3,000). */
@@ -79,6 +89,7 @@ export const DEFAULT_PROTOCOL_CONFIG: ProtocolConfig = Object.freeze({
   pns: true,
   findNearbySeed: true,
   leafSetHeartbeatMs: 30_000,
+  heartbeatNeighbours: 4,
   leafSetTimeoutMs: 75_000,
   probeTimeoutMs: 3_000,
   probeRetries: 2,
@@ -109,10 +120,16 @@ export function resolveConfig(partial: Partial<ProtocolConfig> = {}): ProtocolCo
   if (RESOLVED.has(partial)) return partial as ProtocolConfig
   const tls = partial.leafSetHeartbeatMs ?? DEFAULT_PROTOCOL_CONFIG.leafSetHeartbeatMs
   const leafSetTimeoutMs = partial.leafSetTimeoutMs ?? tls * 2.5
+  const leafSetSize = partial.leafSetSize ?? DEFAULT_PROTOCOL_CONFIG.leafSetSize
   const c: ProtocolConfig = {
     ...DEFAULT_PROTOCOL_CONFIG,
     leafSetTimeoutMs,
     failedMemoryMs: leafSetTimeoutMs * 10,
+    // A smaller leaf set than the default watches all of itself when it has room for no more.
+    heartbeatNeighbours: Math.min(
+      DEFAULT_PROTOCOL_CONFIG.heartbeatNeighbours,
+      Math.max(1, Math.floor(leafSetSize / 2)),
+    ),
     ...partial,
   }
   named('b', () => checkDigitBits(c.b))
@@ -126,6 +143,7 @@ export function resolveConfig(partial: Partial<ProtocolConfig> = {}): ProtocolCo
   if (typeof c.findNearbySeed !== 'boolean')
     throw new ConfigError(`findNearbySeed must be true or false, got ${String(c.findNearbySeed)}`)
   positiveInt('neighbourhoodSize', c.neighbourhoodSize, MAX_NEIGHBOURHOOD_SIZE)
+  positiveInt('heartbeatNeighbours', c.heartbeatNeighbours, c.leafSetSize / 2)
   for (const name of [
     'leafSetHeartbeatMs',
     'leafSetTimeoutMs',

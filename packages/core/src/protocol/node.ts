@@ -29,10 +29,13 @@
  * nearest few entries of each routing-table row for that same row (`#askNearestForRows`): their
  * rows hold valid candidates that are near them, and so near it.
  *
- * Liveness. A node makes sure each leaf-set member hears from it at least every Tls
- * (`leafSetHeartbeatMs`), sending a heartbeat when no other traffic did. A member not heard from
- * for `leafSetTimeoutMs` is suspected and probed; `probeRetries` unanswered retries declare it
- * failed. Routing-table entries are checked on use: every hop is acknowledged, and a missing ack
+ * Liveness. A node makes sure each of its `heartbeatNeighbours` nearest leaf-set members on each
+ * side hears from it at least every Tls (`leafSetHeartbeatMs`), sending a heartbeat when no other
+ * traffic did. Such a member not heard from for `leafSetTimeoutMs` is suspected and probed;
+ * `probeRetries` unanswered retries declare it failed. Members farther out are watched by their
+ * own nearest neighbours: a node that declares a leaf failed sends its new leaf set to every member
+ * at once, and a node that receives a member's leaf set probes any of its own members that the
+ * sender's leaf set spans but lacks (`#probeGaps`). Routing-table entries are checked on use: every hop is acknowledged, and a missing ack
  * makes the next hop suspected and the message rerouted around it.
  *
  * Repair. A failed leaf is replaced by asking the farthest live member on its side for its leaf
@@ -51,7 +54,7 @@
  * `ProtocolConfig`.
  */
 import { InvalidIdError, PastryError } from '../errors.js'
-import { compareDistance, type Id } from '../id/id.js'
+import { compareClockwise, compareDistance, type Id, onClockwiseArc } from '../id/id.js'
 import type { Rng } from '../id/rng.js'
 import { nextHop, type RouteDecision, type RouteTables } from '../route/next-hop.js'
 import { LeafSet } from '../table/leaf-set.js'
@@ -130,6 +133,8 @@ const SEEK = 16
 const MAX_SEEK_MEASURED = 256
 /** Extra asks of row 0, from each nearer node it leads to, once the walk has reached row 0. */
 const SEEK_ROW0_REPEATS = 2
+/** Every this many Tls, heartbeats carry the leaf set whether it changed or not. */
+const LEAF_SET_REFRESH_TLS = 3
 /** How many of its nearest entries a new node asks, per row, for that row. */
 const ROW_IMPROVE_ASKS = 3
 /** Purposes whose probe carries this node's leaf set. */
@@ -212,7 +217,15 @@ export class PastryNode implements ProtocolNode {
   #pruneDue = false
   readonly #failed: BoundedMap<
     string,
-    { handle: NodeHandle; until: number; wasLeaf: boolean; nextProbe: number; left: boolean }
+    {
+      handle: NodeHandle
+      until: number
+      wasLeaf: boolean
+      /** When to probe it next (failed leaves only), and the wait after that, which doubles. */
+      nextProbe: number
+      probeEvery: number
+      left: boolean
+    }
   >
   readonly #probes = new Map<number, Probe>()
   readonly #pending = new Map<number, PendingRoute>()
@@ -220,6 +233,8 @@ export class PastryNode implements ProtocolNode {
   readonly #delivered: BoundedMap<number, true>
   readonly #apps = new Map<string, ApplicationHooks>()
   #leafSetVersion = 0
+  /** When the watched members next get the whole leaf set, changed or not (anti-entropy). */
+  #nextLeafSetRefresh = 0
   /** The leaf set's members as a frozen array, shared by messages until the leaf set changes. */
   #leafCache: readonly NodeHandle[] | undefined = undefined
   /** The tables as `nextHop` reads them. */
@@ -434,14 +449,20 @@ export class PastryNode implements ProtocolNode {
       told.add(hex)
       this.#transmit(now, n.address, n, { type: 'leave', from: this.handle, leafSet })
     }
-    // Hand over what is in this node's care: to the closest other node it knows.
-    const inCare = [...[...this.#pending.values()].map((p) => p.routed), ...this.#held.map((h) => h.routed)]
+    // Hand over what is in this node's care: to the closest other node it knows, never to the hop
+    // that has not acknowledged a message yet (it may be gone: it is not waited for any more).
+    const inCare: { routed: Routed; avoid: Id | undefined }[] = [
+      ...[...this.#pending.values()].map((p) => ({ routed: p.routed, avoid: p.to.id })),
+      ...this.#held.map((h) => ({ routed: h.routed, avoid: undefined })),
+    ]
     this.#pending.clear()
     this.#held.length = 0
     this.#excludeJoiner = undefined
-    for (const routed of inCare) {
-      const decision = nextHop(this.#routeTables, routed.key, this.#exclude)
-      const to = decision.type === 'forward' ? decision.node : this.#closestOther(routed.key)
+    for (const { routed, avoid } of inCare) {
+      const exclude =
+        avoid === undefined ? this.#exclude : (n: NodeHandle) => n.id.equals(avoid) || this.#exclude(n)
+      const decision = nextHop(this.#routeTables, routed.key, exclude)
+      const to = decision.type === 'forward' ? decision.node : this.#closestOther(routed.key, avoid)
       if (to === undefined) this.#fail(routed, 'closed')
       else this.#transmitRouted(now, routed, to)
     }
@@ -524,7 +545,10 @@ export class PastryNode implements ProtocolNode {
         this.#onAnnounceAck(now, message)
         return
       case 'heartbeat':
-        if (message.leafSet !== undefined) this.#mergeLeafSet(now, message.leafSet)
+        if (message.leafSet !== undefined) {
+          this.#mergeLeafSet(now, message.leafSet)
+          this.#probeGaps(now, from, message.leafSet)
+        }
         return
       case 'probe':
         if (message.leafSet === undefined) {
@@ -1188,10 +1212,10 @@ export class PastryNode implements ProtocolNode {
     return this.#failed.size > 0 && this.#failed.has(n.id.toHex())
   }
 
-  #closestOther(key: Id): NodeHandle | undefined {
+  #closestOther(key: Id, avoid?: Id): NodeHandle | undefined {
     let best: NodeHandle | undefined
     for (const n of this.#leafMembers()) {
-      if (this.#unusable(n)) continue
+      if (this.#unusable(n) || (avoid !== undefined && n.id.equals(avoid))) continue
       if (best === undefined || compareDistance(key, n.id, best.id) < 0) best = n
     }
     return best
@@ -1435,6 +1459,44 @@ export class PastryNode implements ProtocolNode {
     if (present === undefined || rt.proximityAtIndex(at) > 0) this.#probe(now, n, CANDIDATE)
   }
 
+  /** The leaf-set members this node heartbeats and watches: the nearest few on each side. */
+  #watchedLeaves(): NodeHandle[] {
+    const ls = this.leafSet
+    const k = this.config.heartbeatNeighbours
+    const out: NodeHandle[] = []
+    for (let i = 0; i < k && i < ls.cwSize; i++) out.push(ls.cw(i))
+    for (let i = 0; i < k && i < ls.ccwSize; i++) {
+      const m = ls.ccw(i)
+      if (!containsHandle(out, m)) out.push(m)
+    }
+    return out
+  }
+
+  /**
+   * A leaf-set member sent its leaf set: any member of this node's own leaf set that lies within the
+   * span of the sender's (or anywhere, when the sender's is not full, so that it knows every node)
+   * but is missing from it may have failed, seen from the sender's side. Such a member is probed.
+   * A node that has merely not learned of a new member yet costs one answered probe.
+   */
+  #probeGaps(now: number, from: NodeHandle, theirs: readonly NodeHandle[]): void {
+    if (!this.leafSet.contains(from.id)) return
+    const half = this.config.leafSetSize / 2
+    let ccwEnd: Id | undefined
+    let cwEnd: Id | undefined
+    if (theirs.length >= 2 * half) {
+      const order = theirs.map((h) => h.id).sort((a, b) => compareClockwise(from.id, a, b))
+      cwEnd = order[half - 1]!
+      ccwEnd = order[order.length - half]!
+    }
+    for (const m of this.#leafMembers()) {
+      if (m.id.equals(from.id) || containsHandle(theirs, m)) continue
+      if (ccwEnd !== undefined && cwEnd !== undefined && !onClockwiseArc(ccwEnd, cwEnd, m.id)) continue
+      const s = this.#peers.find(m.id)
+      if (s >= 0 && (this.#peers.flags(s) & SUSPECTED) !== 0) continue
+      this.#suspect(now, m)
+    }
+  }
+
   /** Merges a leaf set received from a peer. */
   #mergeLeafSet(now: number, handles: readonly NodeHandle[]): void {
     const failed = this.#failed.size > 0
@@ -1543,13 +1605,21 @@ export class PastryNode implements ProtocolNode {
       handle: n,
       until: now + this.config.failedMemoryMs,
       wasLeaf: inLeafSet && failed,
-      nextProbe: now + this.config.leafSetTimeoutMs,
+      // A verdict may be wrong (lost probes): look again after Tls, then ever less often.
+      nextProbe: now + this.config.leafSetHeartbeatMs,
+      probeEvery: 2 * this.config.leafSetHeartbeatMs,
       left: !failed,
     })
     if (s >= 0) this.#setSuspected(s, false)
     if (failed) this.#events.push({ type: 'nodeFailed', node: n })
     if (inLeafSet) {
       this.#leafSetChanged(now, before)
+      if (failed) {
+        // Members farther out do not watch the failed node themselves: tell them all at once.
+        const leafSet = this.#leafMembers()
+        for (const m of leafSet)
+          this.#transmit(now, m.address, m, { type: 'heartbeat', from: this.handle, leafSet })
+      }
       // Refill the hole from the farthest live member on that side.
       for (const side2 of side === 'both' ? (['cw', 'ccw'] as const) : [side!]) {
         const far = this.leafSet.farthest(side2)
@@ -1593,7 +1663,14 @@ export class PastryNode implements ProtocolNode {
     if (this.#state === 'active') {
       const { leafSetHeartbeatMs, leafSetTimeoutMs } = this.config
       const peers = this.#peers
-      for (const m of this.#leafMembers()) {
+      // Every few Tls the next heartbeats carry the leaf set even if it has not changed, so that
+      // two members that do not watch each other and missed each other's arrival still meet, through
+      // a neighbour both watch (it merges the leaf set, and `#probeGaps` checks it).
+      if (now >= this.#nextLeafSetRefresh) {
+        this.#nextLeafSetRefresh = now + LEAF_SET_REFRESH_TLS * leafSetHeartbeatMs
+        this.#leafSetVersion++
+      }
+      for (const m of this.#watchedLeaves()) {
         const s = this.#slot(m)
         // Sent once 3/4 Tls have passed, so with ticks every Tls/4 no member waits more than Tls.
         // (Every Tls instead would cut maintenance by a quarter, but then two lost heartbeats in a
@@ -1627,7 +1704,8 @@ export class PastryNode implements ProtocolNode {
           }
           if (looked < 2 && f.wasLeaf && f.nextProbe <= now) {
             looked++
-            f.nextProbe = now + this.config.leafSetTimeoutMs
+            f.nextProbe = now + f.probeEvery
+            f.probeEvery = Math.min(2 * f.probeEvery, 4 * this.config.leafSetTimeoutMs)
             this.#probeRecovery(now, f.handle)
           }
         }
