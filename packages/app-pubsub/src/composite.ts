@@ -70,6 +70,7 @@ export class PastryPubSubNode {
         handle: this.node.handle,
         route: (_now, key, payload) => this.#calls.push({ kind: 'route', key, payload }),
         send: (_now, to, payload) => this.#calls.push({ kind: 'send', to, payload }),
+        proximity: (id) => this.node.rttTo(id),
       },
       ...(options.pubsub === undefined ? {} : { config: options.pubsub }),
       ...(options.epoch === undefined ? {} : { epoch: options.epoch }),

@@ -32,7 +32,8 @@
  * learns of a closer node (update upcall) or sees a message for its topic forwarded past it stops
  * being the root and subscribes toward the new one; a node where a SUBSCRIBE or publish is
  * delivered becomes the root. A node with `maxChildren` children hands a new one down to the child
- * closest to it (`subscribeRedirect`), at most `maxRedirects` times in a row.
+ * nearest it in the network when the host measures RTTs, else to the child whose id is closest to
+ * the newcomer's (`subscribeRedirect`), at most `maxRedirects` times in a row.
  *
  * Delivery (Peter). A publisher numbers its messages per topic (seq from 1, in an epoch) and keeps
  * each until the root acknowledges it, retrying by routing. Every tree node keeps a replay buffer
@@ -75,6 +76,11 @@ export interface PubSubHost {
   route(now: number, key: Id, payload: Uint8Array): void
   /** Sends `payload` (for the pubsub application) straight to `to`. Never called with this node. */
   send(now: number, to: NodeHandle, payload: Uint8Array): void
+  /**
+   * The measured round-trip time to a peer in ms, or undefined when the node has none (optional).
+   * The max-children policy uses it to hand a new child down to the nearest existing child.
+   */
+  proximity?(id: Id): number | undefined
 }
 
 /** Options for {@link PubSubMachine}. */
@@ -1126,11 +1132,10 @@ export class PubSubMachine {
       return
     }
     if (t.children.size >= this.config.maxChildren && redirects < this.config.maxRedirects) {
-      // Bottleneck removal: hand the newcomer down to the child closest to it.
-      let best: Child | undefined
-      for (const c of t.children.values()) {
-        if (best === undefined || compareDistance(s.id, c.handle.id, best.handle.id) < 0) best = c
-      }
+      // Bottleneck removal: hand the newcomer down to the child nearest this node in the network,
+      // which adds the least delay on the way down (at most twice that child's distance, by the
+      // triangle inequality). Without RTTs, to the child whose id is closest to the newcomer's.
+      const best = this.#nearestChild(t) ?? this.#closestChild(t, s.id)
       this.stats.redirects++
       this.#send(now, s, {
         type: 'subscribeRedirect',
@@ -1145,6 +1150,31 @@ export class PubSubMachine {
     t.lastActivity = now
     this.#events.push({ type: 'childAdded', topic: t.name, child: s })
     if (t.isRoot || t.parent !== undefined) this.#ackChild(now, t, child)
+  }
+
+  /** The child with the lowest measured RTT, if the host measures any. */
+  #nearestChild(t: Topic): Child | undefined {
+    const proximity = this.host.proximity
+    if (proximity === undefined) return undefined
+    let best: Child | undefined
+    let bestRtt = Number.POSITIVE_INFINITY
+    for (const c of t.children.values()) {
+      const rtt = proximity.call(this.host, c.handle.id)
+      if (rtt !== undefined && rtt < bestRtt) {
+        best = c
+        bestRtt = rtt
+      }
+    }
+    return best
+  }
+
+  /** The child whose id is numerically closest to `id`. */
+  #closestChild(t: Topic, id: Id): Child | undefined {
+    let best: Child | undefined
+    for (const c of t.children.values()) {
+      if (best === undefined || compareDistance(id, c.handle.id, best.handle.id) < 0) best = c
+    }
+    return best
   }
 
   #ackChildren(now: number, t: Topic): void {

@@ -3,7 +3,7 @@
 import { hashId, type NodeHandle } from '@pastry/core'
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { PubSubError, PubSubMachine } from '../src/index.js'
+import { decodePubSub, encodePubSub, PubSubError, PubSubMachine } from '../src/index.js'
 import { bytes, gaps, Harness, received, type SimNode } from './_harness.js'
 import { SEED } from './_seed.js'
 
@@ -117,6 +117,53 @@ m('max-children hands extra children down to existing ones', () => {
   stream(h, [pub], 'crowd', 10)
   h.run(500)
   for (const s of h.nodes) assertExactlyOnceInOrder(s, 'crowd', [pub], 10)
+})
+
+m('max-children hands a new child to the nearest existing child when the host measures RTTs', () => {
+  // A root with room for three children; the host knows RTTs to its peers. The fourth subscriber is
+  // handed to the nearest child (by RTT), not to the child whose id is closest to its own.
+  const handle = (i: number): NodeHandle => ({ id: hashId(`peer-${i}`), address: `p${i}` })
+  const self = handle(0)
+  const rtt = new Map<string, number>([
+    [handle(1).id.toHex(), 80],
+    [handle(2).id.toHex(), 9],
+    [handle(3).id.toHex(), 40],
+  ])
+  const sent: { to: NodeHandle; payload: Uint8Array }[] = []
+  const machine = new PubSubMachine({
+    host: {
+      handle: self,
+      route: () => {},
+      send: (_now, to, payload) => void sent.push({ to, payload }),
+      proximity: (id) => rtt.get(id.toHex()),
+    },
+    config: { maxChildren: 3 },
+  })
+  const topic = 'near'
+  const subscribe = (i: number, now: number) =>
+    machine.handleDeliver(now, {
+      msgId: i,
+      key: hashId(topic),
+      app: 'pubsub',
+      payload: encodePubSub({ type: 'subscribe', topic, subscriber: handle(i), redirects: 0 }),
+      origin: handle(i),
+      hops: 1,
+    })
+  for (let i = 1; i <= 3; i++) subscribe(i, i)
+  assert.is(machine.childrenOf(topic).length, 3)
+  sent.length = 0
+  subscribe(4, 10)
+  const redirect = sent
+    .map((x) => ({ to: x.to, m: decodePubSub(x.payload, 1 << 20) }))
+    .find((x) => x.m.ok && x.m.message.type === 'subscribeRedirect')
+  assert.ok(redirect !== undefined, 'the fourth subscriber was handed down')
+  assert.ok(redirect.to.id.equals(handle(4).id), 'told to the newcomer')
+  const message = redirect.m.ok ? redirect.m.message : undefined
+  assert.ok(
+    message?.type === 'subscribeRedirect' && message.to.id.equals(handle(2).id),
+    'to the nearest child',
+  )
+  assert.is(machine.childrenOf(topic).length, 3)
 })
 
 m('unsubscribe prunes the tree: forwarders with no members leave it', () => {
