@@ -14,7 +14,16 @@
  * listener failure becomes an `error` event. `publish` returns a promise whose rejection is marked
  * handled, so an unobserved failure never becomes an unhandled rejection.
  */
-import type { ForwardDecision, Id, NodeHandle, OverlayEventOf, OverlayNode } from '@pastry/core'
+import {
+  DeadlineTimer,
+  EventListeners,
+  type ForwardDecision,
+  type Id,
+  monotonicClock,
+  type NodeHandle,
+  type OverlayEventOf,
+  type OverlayNode,
+} from '@pastry/core'
 import type { PubSubConfig } from './config.js'
 import { PubSubError } from './errors.js'
 import { type PubSubEvent, PubSubMachine } from './machine.js'
@@ -98,8 +107,6 @@ type Op =
   | { readonly kind: 'route'; readonly key: Id; readonly payload: Uint8Array }
   | { readonly kind: 'send'; readonly to: NodeHandle; readonly payload: Uint8Array }
 
-const MAX_TIMER_MS = 0x7fffffff
-
 /**
  * Starts pubsub on a node: registers the pubsub application with it (its forward upcall included)
  * and listens to its events. Call it once per node, before or after the node joins; subscriptions
@@ -118,29 +125,30 @@ export class PubSub {
   readonly app: string
   /** Runtime counters: host calls dropped while the node could not route or send, listener errors. */
   readonly runtimeStats = { droppedOps: 0, opFailures: 0, listenerErrors: 0 }
-  readonly #clock: () => number
+  /** The clock, never going backwards. */
+  readonly #now: () => number
   readonly #ops: Op[] = []
   readonly #subs = new Map<string, Set<SubscriptionImpl>>()
-  readonly #listeners = new Map<string, Set<(event: never) => void>>()
+  readonly #listeners = new EventListeners<PubSubEvent>(() => this.runtimeStats.listenerErrors++)
   readonly #publishes = new Map<
     string,
     { resolve: (p: Published) => void; reject: (e: PubSubError) => void }
   >()
   readonly #anycasts = new Map<number, (r: AnycastResult) => void>()
-  #lastNow = Number.NEGATIVE_INFINITY
   #pumping = false
   #inMachine = false
   #microtask = false
   #closed = false
-  #timer: ReturnType<typeof setTimeout> | undefined
-  #timerAt = Number.POSITIVE_INFINITY
+  readonly #timer: DeadlineTimer
   readonly #nodeListeners: { type: string; fn: (e: never) => void }[] = []
 
   /** Use {@link createPubSub}. */
   constructor(node: OverlayNode, options: CreatePubSubOptions = {}) {
     this.node = node
     this.app = options.app ?? 'pubsub'
-    this.#clock = options.clock ?? (() => performance.now())
+    const clock = options.clock ?? (() => performance.now())
+    this.#now = monotonicClock(clock)
+    this.#timer = new DeadlineTimer(clock, () => this.#guarded((now) => this.machine.handleTimeout(now)))
     this.machine = new PubSubMachine({
       host: {
         handle: node.handle,
@@ -228,15 +236,13 @@ export class PubSub {
 
   /** Calls `listener` for every event of `type` until `off`. Listeners must not block. */
   on<T extends PubSubEvent['type']>(type: T, listener: Listener<T>): this {
-    let set = this.#listeners.get(type)
-    if (set === undefined) this.#listeners.set(type, (set = new Set()))
-    set.add(listener as (event: never) => void)
+    this.#listeners.on(type, listener)
     return this
   }
 
   /** Stops calling `listener` for `type`. */
   off<T extends PubSubEvent['type']>(type: T, listener: Listener<T>): this {
-    this.#listeners.get(type)?.delete(listener as (event: never) => void)
+    this.#listeners.off(type, listener)
     return this
   }
 
@@ -251,7 +257,7 @@ export class PubSub {
     const graceful = this.node.state === 'active'
     this.#guarded((now) => this.machine.close(now, graceful))
     this.#closed = true
-    this.#disarm()
+    this.#timer.clear()
     for (const { type, fn } of this.#nodeListeners) this.node.off(type as 'deliver', fn as () => void)
     this.#nodeListeners.length = 0
     for (const p of this.#publishes.values()) p.reject(new PubSubError('CLOSED', 'pubsub closed'))
@@ -269,12 +275,6 @@ export class PubSub {
   ): void {
     this.node.on(type, fn)
     this.#nodeListeners.push({ type, fn: fn as (e: never) => void })
-  }
-
-  #now(): number {
-    const t = this.#clock()
-    if (t > this.#lastNow) this.#lastNow = t
-    return this.#lastNow
   }
 
   /** An application command: a caller's mistake is thrown to the caller. */
@@ -429,21 +429,7 @@ export class PubSub {
   }
 
   #emit(e: PubSubEvent): void {
-    const set = this.#listeners.get(e.type)
-    if (set === undefined || set.size === 0) return
-    for (const listener of [...set]) {
-      try {
-        ;(listener as (e: PubSubEvent) => void)(e)
-      } catch (error) {
-        this.runtimeStats.listenerErrors++
-        if (e.type === 'error') continue
-        this.#emit({
-          type: 'error',
-          code: 'LISTENER_FAILED',
-          message: `a ${e.type} listener threw: ${describe(error)}`,
-        })
-      }
-    }
+    this.#listeners.emit(e)
   }
 
   #accept(topic: string, data: Uint8Array, requester: NodeHandle): boolean {
@@ -478,26 +464,7 @@ export class PubSub {
 
   #arm(): void {
     if (this.#closed) return
-    const at = this.machine.nextDeadline()
-    if (at === undefined) {
-      this.#disarm()
-      return
-    }
-    if (this.#timer !== undefined && at === this.#timerAt) return
-    this.#disarm()
-    this.#timerAt = at
-    const delay = Math.min(Math.max(0, Math.ceil(at - this.#clock())), MAX_TIMER_MS)
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined
-      this.#timerAt = Number.POSITIVE_INFINITY
-      this.#guarded((now) => this.machine.handleTimeout(now))
-    }, delay)
-  }
-
-  #disarm(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer)
-    this.#timer = undefined
-    this.#timerAt = Number.POSITIVE_INFINITY
+    this.#timer.set(this.machine.nextDeadline())
   }
 }
 

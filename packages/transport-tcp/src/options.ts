@@ -2,7 +2,13 @@
  * The options of the TCP transport, their defaults, and their validation. Every limit and timeout
  * is here, with its unit last in its name (STYLE.md, convention 6).
  */
-import { ConfigError, DEFAULT_MAX_MESSAGE_BYTES, MAX_ADDRESS_BYTES, parseAddress } from '@pastry/core'
+import {
+  ConfigError,
+  checkAdvertiseAddress,
+  checkClusterKey,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  checkIntOption as intIn,
+} from '@pastry/core'
 
 /** What {@link createTcpTransport} accepts. Every field is optional; the defaults suit a LAN or WAN. */
 export interface TcpTransportOptions {
@@ -66,44 +72,13 @@ export interface ResolvedOptions {
   readonly drainTimeoutMs: number
 }
 
-function intIn(name: string, value: unknown, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
-    throw new ConfigError(`${name} must be an integer in [${min}, ${max}], got ${String(value)}`)
-  }
-  return value
-}
-
 /** Validates `options` and fills in the defaults. Throws {@link ConfigError} for a bad value. */
 export function resolveOptions(options: TcpTransportOptions = {}): ResolvedOptions {
   if (options === null || typeof options !== 'object') throw new ConfigError('options must be an object')
   const d = TCP_TRANSPORT_DEFAULTS
   const timeout = (name: keyof typeof d, v: unknown): number => intIn(name, v, d[name], 1, 2_147_483_647)
-  let clusterKey: Uint8Array | undefined
-  const key = options.clusterKey
-  if (key !== undefined) {
-    if (typeof key === 'string') clusterKey = new TextEncoder().encode(key)
-    else if (key instanceof Uint8Array) clusterKey = Uint8Array.from(key)
-    else throw new ConfigError('clusterKey must be a string or a Uint8Array')
-    if (clusterKey.length === 0) throw new ConfigError('clusterKey must not be empty')
-  }
-  const advertiseAddress = options.advertiseAddress
-  if (advertiseAddress !== undefined) {
-    let ok = typeof advertiseAddress === 'string' && /^[\x21-\x7e]+$/.test(advertiseAddress)
-    ok &&= advertiseAddress.length <= MAX_ADDRESS_BYTES
-    if (ok) {
-      try {
-        ok = parseAddress(advertiseAddress).port !== 0
-      } catch {
-        ok = false
-      }
-    }
-    if (!ok) {
-      throw new ConfigError(
-        `advertiseAddress must be a printable host:port with a port other than 0, got ${JSON.stringify(advertiseAddress)}`,
-      )
-    }
-  }
+  const clusterKey = checkClusterKey(options.clusterKey)
+  const advertiseAddress = checkAdvertiseAddress(options.advertiseAddress)
   const maxFrameBytes = intIn(
     'maxFrameBytes',
     options.maxFrameBytes,

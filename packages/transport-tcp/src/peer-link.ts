@@ -19,10 +19,6 @@ export class PeerLink {
   queue: Buffer[] = []
   /** Bytes in {@link PeerLink.queue}. */
   queueBytes = 0
-  /** Frames dropped for backpressure since the last report. */
-  pressureDrops = 0
-  /** Frames dropped because they exceed the peer's maxFrameBytes, since the last report. */
-  oversizeDrops = 0
 
   constructor(address: string) {
     this.address = address
@@ -34,9 +30,7 @@ export class PeerLink {
       this.conn === undefined &&
       this.dial === undefined &&
       this.spares.length === 0 &&
-      this.queue.length === 0 &&
-      this.pressureDrops === 0 &&
-      this.oversizeDrops === 0
+      this.queue.length === 0
     )
   }
 }

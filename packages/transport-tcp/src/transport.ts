@@ -35,6 +35,9 @@
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net'
 import {
   checkListen,
+  checkSend,
+  checkSendAddress,
+  DropReports,
   formatAddress,
   Id,
   type ListenOptions,
@@ -76,13 +79,14 @@ class TcpTransportImpl implements TcpTransport, ConnectionOwner {
   readonly #peers = new Map<string, PeerLink>()
   #dirty: Connection[] = []
   #spare: Connection[] = []
-  #reports: PeerLink[] = []
+  readonly #drops: DropReports
   #immediate: NodeJS.Immediate | undefined
   #drained: (() => void) | undefined
 
   constructor(options: ResolvedOptions) {
     this.options = options
     this.maxFrameBytes = options.maxFrameBytes
+    this.#drops = new DropReports(options.maxQueuedBytesPerPeer)
   }
 
   get stats(): TcpTransportStats {
@@ -150,23 +154,12 @@ class TcpTransportImpl implements TcpTransport, ConnectionOwner {
   }
 
   send(to: string, frame: Uint8Array): void {
-    if (this.#state !== 'listening') {
-      if (this.#state === 'closed') throw new TransportError('CLOSED', 'send after close', to)
-      throw new TransportError('NOT_LISTENING', 'send before listen resolved', to)
-    }
-    if (!(frame instanceof Uint8Array)) throw new TypeError('send needs a Uint8Array frame')
+    const state = this.#state
+    checkSend(to, frame, state === 'listening' || state === 'closed' ? state : 'other', this.maxFrameBytes)
     const n = frame.length
-    if (n > this.maxFrameBytes) {
-      throw new TransportError(
-        'FRAME_TOO_LARGE',
-        `a frame of ${n} bytes; the limit is ${this.maxFrameBytes}`,
-        to,
-      )
-    }
     let link = this.#peers.get(to)
     if (link === undefined) {
-      if (parseAddress(to).port === 0)
-        throw new TransportError('BAD_ADDRESS', `cannot send to port 0 (${to})`, to)
+      checkSendAddress(to)
       link = new PeerLink(to)
       this.#peers.set(to, link)
     }
@@ -177,18 +170,18 @@ class TcpTransportImpl implements TcpTransport, ConnectionOwner {
     const conn = link.conn
     if (conn !== undefined) {
       if (n > conn.peerMaxFrameBytes) {
-        this.#dropLater(link, 'oversize')
+        this.#drop(link, conn.peerMaxFrameBytes)
         return
       }
       if (conn.queuedBytes() + wire.length > max) {
-        this.#dropLater(link, 'pressure')
+        this.#drop(link)
         return
       }
       conn.enqueue(wire)
       return
     }
     if (link.queueBytes + wire.length > max) {
-      this.#dropLater(link, 'pressure')
+      this.#drop(link)
       return
     }
     link.queue.push(wire)
@@ -203,7 +196,7 @@ class TcpTransportImpl implements TcpTransport, ConnectionOwner {
     if (this.#immediate !== undefined) clearImmediate(this.#immediate)
     this.#immediate = undefined
     this.#dirty = []
-    this.#reports = []
+    this.#drops.clear()
     this.#peers.clear()
     for (const conn of this.#conns) conn.destroy()
     this.#closing = this.#release()
@@ -305,8 +298,7 @@ class TcpTransportImpl implements TcpTransport, ConnectionOwner {
   /** Moves an already-accepted frame onto an open connection, checking the peer's frame limit. */
   #enqueueOn(link: PeerLink, conn: Connection, wire: Buffer): void {
     if (wire.length - 4 > conn.peerMaxFrameBytes) {
-      this.counters.framesDropped++
-      this.#noteDrop(link, 'oversize')
+      this.#drop(link, conn.peerMaxFrameBytes)
       return
     }
     conn.enqueue(wire)
@@ -400,46 +392,23 @@ class TcpTransportImpl implements TcpTransport, ConnectionOwner {
     for (let i = 0; i < dirty.length; i++) dirty[i]!.flush()
     dirty.length = 0
     this.#spare = dirty
-    if (this.#reports.length === 0) return
-    const reports = this.#reports
-    this.#reports = []
-    for (const link of reports) {
-      if (link.pressureDrops > 0) {
-        this.#report(
-          new TransportError(
-            'BACKPRESSURE',
-            `dropped ${link.pressureDrops} frame(s) to ${link.address}: more than ${this.options.maxQueuedBytesPerPeer} bytes were waiting`,
-            link.address,
-          ),
-        )
-      }
-      if (link.oversizeDrops > 0) {
-        this.#report(
-          new TransportError(
-            'FRAME_TOO_LARGE',
-            `dropped ${link.oversizeDrops} frame(s) to ${link.address}: larger than the peer's maxFrameBytes (${link.conn?.peerMaxFrameBytes ?? '?'})`,
-            link.address,
-          ),
-        )
-      }
-      link.pressureDrops = 0
-      link.oversizeDrops = 0
-      this.#forgetIfIdle(link)
-    }
+    this.#drops.flush(this.#reportDrop)
   }
 
-  #dropLater(link: PeerLink, why: 'pressure' | 'oversize'): void {
+  readonly #reportDrop = (error: TransportError): void => this.#report(error)
+
+  /**
+   * Drops a frame `send` accepted toward `link`: for backpressure, or, with `peerMaxFrameBytes`,
+   * for being larger than the peer takes. Reported at the turn's flush, with the turn's other drops.
+   */
+  #drop(link: PeerLink, peerMaxFrameBytes?: number): void {
     this.counters.framesDropped++
-    this.#noteDrop(link, why)
-  }
-
-  #noteDrop(link: PeerLink, why: 'pressure' | 'oversize'): void {
-    if (link.pressureDrops === 0 && link.oversizeDrops === 0) {
-      this.#reports.push(link)
-      this.#schedule()
-    }
-    if (why === 'pressure') link.pressureDrops++
-    else link.oversizeDrops++
+    const first =
+      peerMaxFrameBytes === undefined
+        ? this.#drops.backpressure(link.address)
+        : this.#drops.tooLarge(link.address, peerMaxFrameBytes)
+    if (first) this.#schedule()
+    this.#forgetIfIdle(link)
   }
 
   #forgetIfIdle(link: PeerLink): void {

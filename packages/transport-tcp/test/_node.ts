@@ -1,8 +1,10 @@
-// Test helpers: a transport with its own inbox of frames and errors, waits on events (never on
-// sleeps), and a registry that closes everything a test opened.
+// Test helpers: a transport with its own inbox of frames and errors (testkit's listenRecording),
+// waits on events (never on sleeps), raw sockets, and a registry that closes everything a test
+// opened.
 import { once } from 'node:events'
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net'
-import { createRng, type Id, randomId, type TransportError, type TransportPeer } from '@pastry/core'
+import { createRng, type Id, randomId } from '@pastry/core'
+import { Inbox, listenRecording, type RecordingTransport } from '@pastry/testkit'
 import { createTcpTransport, type TcpTransport, type TcpTransportOptions } from '../src/index.js'
 
 /** How long any single wait may take before the test fails naming what it waited for. */
@@ -15,66 +17,8 @@ export function freshId(): Id {
   return randomId(rng)
 }
 
-/** A collection that can be awaited: `next(pred)` resolves with the first item (past or future) matching. */
-export class Inbox<T> {
-  readonly items: T[] = []
-  #waiters: { pred: (t: T) => boolean; resolve: (t: T) => void }[] = []
-
-  push(item: T): void {
-    this.items.push(item)
-    this.#waiters = this.#waiters.filter((w) => {
-      if (!w.pred(item)) return true
-      w.resolve(item)
-      return false
-    })
-  }
-
-  /** Resolves with the first item matching `pred`, already received or to come; rejects after `ms`. */
-  next(what: string, pred: (t: T) => boolean = () => true, ms = WAIT_MS): Promise<T> {
-    const found = this.items.find(pred)
-    if (found !== undefined) return Promise.resolve(found)
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#waiters = this.#waiters.filter((w) => w.resolve !== done)
-        reject(new Error(`timed out after ${ms} ms waiting for ${what}`))
-      }, ms)
-      const done = (t: T): void => {
-        clearTimeout(timer)
-        resolve(t)
-      }
-      this.#waiters.push({ pred, resolve: done })
-    })
-  }
-
-  /** Resolves once `count` items match `pred`. */
-  async count(what: string, count: number, pred: (t: T) => boolean = () => true, ms = WAIT_MS): Promise<T[]> {
-    const deadline = Date.now() + ms
-    for (;;) {
-      const got = this.items.filter(pred)
-      if (got.length >= count) return got
-      const left = deadline - Date.now()
-      if (left <= 0) throw new Error(`timed out waiting for ${count} × ${what} (got ${got.length})`)
-      const seen = new Set(got)
-      await this.next(what, (t) => pred(t) && !seen.has(t), left)
-    }
-  }
-}
-
-/** A frame as received, copied out of the transport's buffer. */
-export interface Received {
-  readonly frame: Uint8Array
-  readonly from: TransportPeer
-  readonly text: string
-}
-
 /** A listening transport and what it received. */
-export interface TestNode {
-  readonly transport: TcpTransport
-  readonly id: Id
-  readonly address: string
-  readonly frames: Inbox<Received>
-  readonly errors: Inbox<TransportError>
-}
+export type TestNode = RecordingTransport<TcpTransport>
 
 /** Tracks everything a test opens, and closes it all. */
 export class Harness {
@@ -84,24 +28,12 @@ export class Harness {
   async node(options: TcpTransportOptions = {}, address = '127.0.0.1:0'): Promise<TestNode> {
     const transport = createTcpTransport(options)
     this.#closers.push(() => transport.close())
-    const id = freshId()
-    const frames = new Inbox<Received>()
-    const errors = new Inbox<TransportError>()
-    const bound = await transport.listen({
-      address,
-      localId: id,
-      handlers: {
-        message: (frame, from) =>
-          frames.push({ frame: Uint8Array.from(frame), from, text: Buffer.from(frame).toString('utf8') }),
-        error: (error) => errors.push(error),
-      },
-    })
-    return { transport, id, address: bound, frames, errors }
+    return listenRecording(transport, { localId: freshId(), address, waitMs: WAIT_MS })
   }
 
   /** A raw TCP server; `sockets` receives each connection. Its sockets are destroyed at the end. */
   async rawServer(host = '127.0.0.1'): Promise<{ server: Server; address: string; sockets: Inbox<Socket> }> {
-    const sockets = new Inbox<Socket>()
+    const sockets = new Inbox<Socket>(WAIT_MS)
     const server = createServer((s) => {
       s.on('error', () => {})
       sockets.push(s)

@@ -323,7 +323,7 @@ export class InboundConn {
     let s = this.#next
     while (s < limit && slots[s & mask] !== undefined) s++
     ack.cumulative = s
-    ack.ranges.length = 0
+    if (ack.ranges.length !== 0) ack.ranges.length = 0
     if (this.#held <= s - this.#next) return
     let start = -1
     for (let q = s + 1; q < limit; q++) {

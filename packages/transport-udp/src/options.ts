@@ -4,9 +4,10 @@
  */
 import {
   ConfigError,
+  checkAdvertiseAddress,
+  checkClusterKey,
   DEFAULT_MAX_MESSAGE_BYTES,
-  MAX_ADDRESS_BYTES,
-  parseAddress,
+  checkIntOption as intIn,
   type Rng,
 } from '@pastry/core'
 
@@ -152,14 +153,6 @@ export interface ResolvedOptions {
   readonly faults: UdpFaults | undefined
 }
 
-function intIn(name: string, value: unknown, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
-    throw new ConfigError(`${name} must be an integer in [${min}, ${max}], got ${String(value)}`)
-  }
-  return value
-}
-
 function rate(name: string, value: unknown, max = 1): number {
   if (value === undefined) return 0
   if (typeof value !== 'number' || !(value >= 0 && value <= max)) {
@@ -190,31 +183,8 @@ export function resolveOptions(options: UdpTransportOptions = {}): ResolvedOptio
   const d = UDP_TRANSPORT_DEFAULTS
   const ms = (name: keyof typeof d, v: unknown, min = 1): number =>
     intIn(name, v, d[name], min, 2_147_483_647)
-  let clusterKey: Uint8Array | undefined
-  const key = options.clusterKey
-  if (key !== undefined) {
-    if (typeof key === 'string') clusterKey = new TextEncoder().encode(key)
-    else if (key instanceof Uint8Array) clusterKey = Uint8Array.from(key)
-    else throw new ConfigError('clusterKey must be a string or a Uint8Array')
-    if (clusterKey.length === 0) throw new ConfigError('clusterKey must not be empty')
-  }
-  const advertiseAddress = options.advertiseAddress
-  if (advertiseAddress !== undefined) {
-    let ok = typeof advertiseAddress === 'string' && /^[\x21-\x7e]+$/.test(advertiseAddress)
-    ok &&= advertiseAddress.length <= MAX_ADDRESS_BYTES
-    if (ok) {
-      try {
-        ok = parseAddress(advertiseAddress).port !== 0
-      } catch {
-        ok = false
-      }
-    }
-    if (!ok) {
-      throw new ConfigError(
-        `advertiseAddress must be a printable host:port with a port other than 0, got ${JSON.stringify(advertiseAddress)}`,
-      )
-    }
-  }
+  const clusterKey = checkClusterKey(options.clusterKey)
+  const advertiseAddress = checkAdvertiseAddress(options.advertiseAddress)
   const minRtoMs = ms('minRtoMs', options.minRtoMs)
   const maxRtoMs = ms('maxRtoMs', options.maxRtoMs)
   if (maxRtoMs < minRtoMs)

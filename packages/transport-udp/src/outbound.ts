@@ -73,8 +73,8 @@ export interface OutboundHost {
   readonly localId: Id
   /** Sends a datagram to the connection's peer. The bytes are not changed afterwards. */
   transmit(conn: OutboundConn, datagram: Buffer): void
-  /** A queued frame is larger than the peer accepts; it was dropped. */
-  oversize(conn: OutboundConn): void
+  /** A queued frame is larger than the peer accepts (`peerMaxFrameBytes`); it was dropped. */
+  oversize(conn: OutboundConn, peerMaxFrameBytes: number): void
 }
 
 /** Something that can write an ACK frame into a datagram (the peer's traffic toward us). */
@@ -291,7 +291,7 @@ export class OutboundConn {
       let head = this.#queue[this.#qHead]!
       if (this.#headOffset === 0 && head.length > peerMax) {
         this.#dropHead()
-        owner.oversize(this)
+        owner.oversize(this, peerMax)
         continue
       }
       writeCommon(

@@ -33,16 +33,20 @@
  *
  * Batching. Once per turn of the event loop (setImmediate), `#flush` cuts what each outbound
  * connection has queued into datagrams (every frame a turn produced for a peer shares datagrams),
- * an ack owed to that peer riding in the first; then it sends the urgent acks that found no DATA
- * (acks for out-of-order or duplicate datagrams, or after 8 datagrams). Other acks wait up to
- * `maxAckDelayMs` for DATA to ride in. A frame sent from outside any receive callback (a timer, the
- * application) to a connection with nothing in flight is flushed on a microtask instead, as soon as
- * the caller's callback returns: on loopback or a LAN the peer may read it in the same turn.
+ * an ack owed to that peer riding in the first; then it sends the acks that found no DATA: urgent
+ * ones (for out-of-order or duplicate datagrams, or after 8 datagrams) and those that waited
+ * `maxAckDelayMs` for DATA to ride in (the timer hands them to the turn's flush, so that DATA made
+ * in the same turn can still carry them). A frame sent from outside any receive callback (a timer,
+ * the application) to an open connection with nothing in flight does not wait for the turn: it
+ * leaves inside `send` (Nagle's rule: with nothing unacknowledged there is nothing to wait for),
+ * and on loopback or a LAN the peer may read it in the same turn; toward a connection still
+ * opening, it leaves on a microtask, as soon as the caller's callback returns.
  *
  * One real timer serves every connection's deadline (retransmission, delayed ack, reassembly) and
  * a periodic sweep (idle connections, expired pending handshakes). It is armed for the earliest,
  * re-armed lazily when it fires early (deadlines mostly move later), and re-armed for an earlier
- * deadline at the turn's flush rather than at once, off the path of the frame being delivered.
+ * deadline at the turn's flush rather than at once, off the path of the frame being sent or
+ * delivered; a deadline that moved on meanwhile (an owed ack that rode in DATA) is not armed for.
  *
  * Failures become error events: a HELLO unanswered after maxRetransmissions is UNREACHABLE, a
  * connection without acks for as many timeouts is CONNECTION_LOST, a RESET from the peer (it no
@@ -58,6 +62,9 @@ import { lookup as dnsLookup } from 'node:dns'
 import { isIP } from 'node:net'
 import {
   checkListen,
+  checkSend,
+  checkSendAddress,
+  DropReports,
   formatAddress,
   Id,
   type ListenOptions,
@@ -124,8 +131,6 @@ class PeerLink {
   out: OutboundConn | undefined = undefined
   /** Connections from the node that states this listen address (usually one). */
   inbound: InboundConn[] = []
-  pressureDrops = 0
-  oversizeDrops = 0
 
   constructor(address: string, host: string, port: number) {
     this.address = address
@@ -134,13 +139,15 @@ class PeerLink {
   }
 
   get idle(): boolean {
-    return (
-      this.out === undefined &&
-      this.inbound.length === 0 &&
-      this.pressureDrops === 0 &&
-      this.oversizeDrops === 0
-    )
+    return this.out === undefined && this.inbound.length === 0
   }
+}
+
+/** The first connection from `link`'s peer that owes an ack, to ride in DATA toward it. */
+function ackOwedTo(link: PeerLink): InboundConn | undefined {
+  const inbound = link.inbound
+  for (let i = 0; i < inbound.length; i++) if (inbound[i]!.ackPending) return inbound[i]
+  return undefined
 }
 
 /** An answered HELLO, waiting for the DATA that echoes our nonce. */
@@ -214,7 +221,7 @@ class UdpTransportImpl implements UdpTransport, OutboundHost, InboundHost {
   #spareOut: OutboundConn[] = []
   #dirtyAck: InboundConn[] = []
   #spareAck: InboundConn[] = []
-  #reports: PeerLink[] = []
+  readonly #drops: DropReports
   #waiters: InboundConn[] = []
   #waking = false
   #immediate: NodeJS.Immediate | undefined
@@ -238,6 +245,7 @@ class UdpTransportImpl implements UdpTransport, OutboundHost, InboundHost {
     this.maxFrameBytes = options.maxFrameBytes
     this.auth = options.clusterKey === undefined ? undefined : new Authenticator(options.clusterKey)
     this.budget = new ReceiveBudget(options)
+    this.#drops = new DropReports(options.maxQueuedBytesPerPeer)
     this.#faults = options.faults === undefined ? undefined : new FaultInjector(options.faults, this.counters)
     this.#scratch = Buffer.alloc(options.maxDatagramBytes)
     this.#sweepIntervalMs = Math.max(
@@ -357,41 +365,42 @@ class UdpTransportImpl implements UdpTransport, OutboundHost, InboundHost {
   }
 
   send(to: string, frame: Uint8Array): void {
-    if (this.#state !== 'listening') {
-      if (this.#state === 'closed') throw new TransportError('CLOSED', 'send after close', to)
-      throw new TransportError('NOT_LISTENING', 'send before listen resolved', to)
-    }
-    if (!(frame instanceof Uint8Array)) throw new TypeError('send needs a Uint8Array frame')
+    const state = this.#state
+    checkSend(to, frame, state === 'listening' || state === 'closed' ? state : 'other', this.maxFrameBytes)
     const n = frame.length
-    if (n > this.maxFrameBytes) {
-      throw new TransportError(
-        'FRAME_TOO_LARGE',
-        `a frame of ${n} bytes; the limit is ${this.maxFrameBytes}`,
-        to,
-      )
-    }
     let link = this.#peers.get(to)
     if (link === undefined) {
-      const { host, port } = parseAddress(to)
-      if (port === 0) throw new TransportError('BAD_ADDRESS', `cannot send to port 0 (${to})`, to)
+      const { host, port } = checkSendAddress(to)
       link = new PeerLink(to, host, port)
       this.#peers.set(to, link)
     }
     const conn = link.out ?? this.#newOut(link)
     if (conn.queuedBytes + conn.flightBytes + n > this.options.maxQueuedBytesPerPeer) {
       this.counters.framesDropped++
-      this.#noteDrop(link, 'pressure')
+      if (this.#drops.backpressure(to)) this.#schedule()
       return
     }
     conn.enqueue(frame)
-    this.#markDirty(conn)
-    // Sent from a timer or the application to an idle connection, the frame leaves as soon as the
-    // caller's callback returns: in this turn's poll the peer may already read it. Anything else
-    // (an answer or a forward made while handling a datagram, or a frame behind datagrams in
-    // flight) waits for the turn's flush and shares datagrams with the rest of the turn.
-    if (receiving === 0 && conn.inFlight === 0 && !this.#microtask) {
-      this.#microtask = true
-      queueMicrotask(this.#flushNow)
+    // An answer or a forward made while handling a datagram, or a frame behind datagrams in flight,
+    // waits for the turn's flush and shares datagrams with the rest of the turn (Nagle's rule, with
+    // the turn for a timer). A frame sent from a timer or the application to an open connection
+    // with nothing in flight leaves at once, so that in this turn's poll the peer may already read
+    // it; toward an idle connection still opening, it leaves on a microtask, as soon as the caller's
+    // callback returns.
+    if (receiving !== 0 || conn.inFlight !== 0) {
+      this.#markDirty(conn)
+    } else if (!conn.dirty && conn.canSend) {
+      conn.flush(this.now(), ackOwedTo(link), this.#scratch)
+      this.#track(conn)
+    } else {
+      if (!conn.dirty) {
+        conn.dirty = true
+        this.#dirtyOut.push(conn)
+      }
+      if (!this.#microtask) {
+        this.#microtask = true
+        queueMicrotask(this.#flushNow)
+      }
     }
   }
 
@@ -414,7 +423,7 @@ class UdpTransportImpl implements UdpTransport, OutboundHost, InboundHost {
     this.#timed.clear()
     this.#dirtyOut = []
     this.#dirtyAck = []
-    this.#reports = []
+    this.#drops.clear()
     this.#waiters = []
     this.#closing = this.#release()
     return this.#closing
@@ -441,10 +450,9 @@ class UdpTransportImpl implements UdpTransport, OutboundHost, InboundHost {
     this.#sendTo(datagram, conn.port, conn.host)
   }
 
-  oversize(conn: OutboundConn): void {
+  oversize(conn: OutboundConn, peerMaxFrameBytes: number): void {
     this.counters.framesDropped++
-    const link = this.#peers.get(conn.address)
-    if (link !== undefined) this.#noteDrop(link, 'oversize')
+    if (this.#drops.tooLarge(conn.address, peerMaxFrameBytes)) this.#schedule()
   }
 
   deliver(conn: InboundConn, frame: Uint8Array): void {
@@ -819,20 +827,27 @@ class UdpTransportImpl implements UdpTransport, OutboundHost, InboundHost {
     }
     const seq = msg.readUInt32BE(14)
     const r = conn.receive(now, seq, msg)
+    if (conn.ackUrgent) this.#oweAck(conn)
     if (r === 'new') {
-      if (payload < end && msg[payload] === FR_ACK) this.#ridingAck(msg, payload, end, now)
-    } else if (r === 'duplicate') {
-      this.counters.duplicatesDropped++
-    } else {
-      this.counters.outOfWindowDropped++
+      // Frames first, bookkeeping after: the riding ack (for our own traffic toward this peer) is
+      // read once the handler has had the datagram's frames.
+      this.#deliverIn(conn, now)
+      if (payload < end && msg[payload] === FR_ACK && this.#state === 'listening') {
+        this.#ridingAck(msg, payload, end, now)
+      }
+      return
     }
-    if (conn.ackUrgent && !conn.ackQueued) {
-      conn.ackQueued = true
-      this.#dirtyAck.push(conn)
-      this.#schedule()
-    }
-    if (r === 'new') this.#deliverIn(conn, now)
-    else this.#track(conn)
+    if (r === 'duplicate') this.counters.duplicatesDropped++
+    else this.counters.outOfWindowDropped++
+    this.#track(conn)
+  }
+
+  /** Queues a standalone ack owed on `conn` for the turn's flush, unless DATA carries it first. */
+  #oweAck(conn: InboundConn): void {
+    if (conn.ackQueued) return
+    conn.ackQueued = true
+    this.#dirtyAck.push(conn)
+    this.#schedule()
   }
 
   /** An ACK frame riding at `off` in a DATA datagram. A malformed one is left for delivery to reject. */
@@ -1055,8 +1070,7 @@ class UdpTransportImpl implements UdpTransport, OutboundHost, InboundHost {
   readonly #onImmediate = (): void => {
     this.#immediate = undefined
     this.#flush(true)
-    if (this.#armWanted < this.#armedAt && this.#state === 'listening') this.#arm(this.#armWanted)
-    this.#armWanted = Number.POSITIVE_INFINITY
+    this.#armForWanted()
   }
 
   /** Sends what the dirty connections hold; with `acks`, also the acks that found no DATA to ride in. */
@@ -1080,16 +1094,7 @@ class UdpTransportImpl implements UdpTransport, OutboundHost, InboundHost {
       }
       if (conn.state !== 'open') continue
       const link = this.#peers.get(conn.address)
-      let ack: InboundConn | undefined
-      if (link !== undefined) {
-        for (const inb of link.inbound) {
-          if (inb.ackPending) {
-            ack = inb
-            break
-          }
-        }
-      }
-      conn.flush(now, ack, this.#scratch)
+      conn.flush(now, link === undefined ? undefined : ackOwedTo(link), this.#scratch)
       this.#track(conn)
       if (conn.exhausted && conn.inFlight === 0 && conn.queuedFrames > 0 && link?.out === conn) {
         this.#retire(conn, link)
@@ -1109,7 +1114,7 @@ class UdpTransportImpl implements UdpTransport, OutboundHost, InboundHost {
     }
     owed.length = 0
     this.#spareAck = owed
-    if (this.#reports.length > 0) this.#flushReports()
+    this.#drops.flush(this.#reportDrop)
   }
 
   /** Replaces a connection whose sequence numbers are used up, carrying its queue over in order. */
@@ -1122,42 +1127,7 @@ class UdpTransportImpl implements UdpTransport, OutboundHost, InboundHost {
     this.#markDirty(next)
   }
 
-  #flushReports(): void {
-    const reports = this.#reports
-    this.#reports = []
-    for (const link of reports) {
-      if (link.pressureDrops > 0) {
-        this.#report(
-          new TransportError(
-            'BACKPRESSURE',
-            `dropped ${link.pressureDrops} frame(s) to ${link.address}: more than ${this.options.maxQueuedBytesPerPeer} bytes were waiting`,
-            link.address,
-          ),
-        )
-      }
-      if (link.oversizeDrops > 0) {
-        this.#report(
-          new TransportError(
-            'FRAME_TOO_LARGE',
-            `dropped ${link.oversizeDrops} frame(s) to ${link.address}: larger than the peer's maxFrameBytes (${link.out?.peer?.maxFrameBytes ?? '?'})`,
-            link.address,
-          ),
-        )
-      }
-      link.pressureDrops = 0
-      link.oversizeDrops = 0
-      this.#forgetIfIdle(link)
-    }
-  }
-
-  #noteDrop(link: PeerLink, why: 'pressure' | 'oversize'): void {
-    if (link.pressureDrops === 0 && link.oversizeDrops === 0) {
-      this.#reports.push(link)
-      this.#schedule()
-    }
-    if (why === 'pressure') link.pressureDrops++
-    else link.oversizeDrops++
-  }
+  readonly #reportDrop = (error: TransportError): void => this.#report(error)
 
   // ------------------------------------------------------------------------------------------------
   // Time: one timer for every connection's deadline and the sweep.
@@ -1186,6 +1156,28 @@ class UdpTransportImpl implements UdpTransport, OutboundHost, InboundHost {
     this.#schedule()
   }
 
+  /**
+   * Arms the timer, at the turn's flush, for a deadline asked for during the turn, if it still
+   * stands. An owed ack asks
+   * for its delay when its datagram arrives, and then often rides in DATA flushed the same turn;
+   * so when the deadline asked for has moved on, the timer is armed for the earliest that remains
+   * (or left as it is), rather than set to fire for nothing.
+   */
+  #armForWanted(): void {
+    const wanted = this.#armWanted
+    this.#armWanted = Number.POSITIVE_INFINITY
+    if (wanted >= this.#armedAt || this.#state !== 'listening') return
+    let earliest = this.#sweepAt
+    for (const conn of this.#timed) {
+      const at = conn.deadline
+      if (at < earliest) {
+        earliest = at
+        if (at <= wanted) break // it still stands
+      }
+    }
+    if (earliest < this.#armedAt) this.#arm(earliest)
+  }
+
   #arm(at: number): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     this.#armedAt = at
@@ -1205,8 +1197,8 @@ class UdpTransportImpl implements UdpTransport, OutboundHost, InboundHost {
         } else {
           const r = conn.onTimer(now)
           if (r === 'ack') {
-            this.counters.acksSent++
-            this.#sendTo(conn.ackDatagram(), conn.port, conn.host)
+            // Sent by the turn's flush, in DATA toward the peer if this turn produces any.
+            this.#oweAck(conn)
           } else if (r === 'timeout') {
             this.#inboundTimeout(conn, now)
           }

@@ -1,10 +1,11 @@
-// Test helpers: a transport with its own inbox of frames and errors, waits on events (never on
-// sleeps), raw UDP sockets, a relay that records what passes through it, and a registry that
+// Test helpers: a transport with its own inbox of frames and errors (testkit's listenRecording),
+// waits on events (never on sleeps), raw UDP sockets, a relay that records what passes through it, and a registry that
 // closes everything a test opened.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram'
 import { once } from 'node:events'
 import { setImmediate as nextTurn } from 'node:timers/promises'
-import { type Id, parseAddress, randomId, type TransportError, type TransportPeer } from '@pastry/core'
+import { type Id, parseAddress, randomId } from '@pastry/core'
+import { Inbox, listenRecording, type RecordingTransport } from '@pastry/testkit'
 import { createUdpTransport, type UdpTransport, type UdpTransportOptions } from '../src/index.js'
 import { rngFor } from './_seed.js'
 
@@ -18,66 +19,8 @@ export function freshId(): Id {
   return randomId(ids)
 }
 
-/** A collection that can be awaited: `next(pred)` resolves with the first item (past or future) matching. */
-export class Inbox<T> {
-  readonly items: T[] = []
-  #waiters: { pred: (t: T) => boolean; resolve: (t: T) => void }[] = []
-
-  push(item: T): void {
-    this.items.push(item)
-    this.#waiters = this.#waiters.filter((w) => {
-      if (!w.pred(item)) return true
-      w.resolve(item)
-      return false
-    })
-  }
-
-  /** Resolves with the first item matching `pred`, already received or to come; rejects after `ms`. */
-  next(what: string, pred: (t: T) => boolean = () => true, ms = WAIT_MS): Promise<T> {
-    const found = this.items.find(pred)
-    if (found !== undefined) return Promise.resolve(found)
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#waiters = this.#waiters.filter((w) => w.resolve !== done)
-        reject(new Error(`timed out after ${ms} ms waiting for ${what}`))
-      }, ms)
-      const done = (t: T): void => {
-        clearTimeout(timer)
-        resolve(t)
-      }
-      this.#waiters.push({ pred, resolve: done })
-    })
-  }
-
-  /** Resolves once `count` items match `pred`. */
-  async count(what: string, count: number, pred: (t: T) => boolean = () => true, ms = WAIT_MS): Promise<T[]> {
-    const deadline = Date.now() + ms
-    for (;;) {
-      const got = this.items.filter(pred)
-      if (got.length >= count) return got
-      const left = deadline - Date.now()
-      if (left <= 0) throw new Error(`timed out waiting for ${count} × ${what} (got ${got.length})`)
-      const seen = new Set(got)
-      await this.next(what, (t) => pred(t) && !seen.has(t), left)
-    }
-  }
-}
-
-/** A frame as received, copied out of the transport's buffer. */
-export interface Received {
-  readonly frame: Uint8Array
-  readonly from: TransportPeer
-  readonly text: string
-}
-
 /** A listening transport and what it received. */
-export interface TestNode {
-  readonly transport: UdpTransport
-  readonly id: Id
-  readonly address: string
-  readonly frames: Inbox<Received>
-  readonly errors: Inbox<TransportError>
-}
+export type TestNode = RecordingTransport<UdpTransport>
 
 /** A datagram a raw socket received. */
 export interface Datagram {
@@ -122,25 +65,13 @@ export class Harness {
   async node(options: UdpTransportOptions = {}, address = '127.0.0.1:0'): Promise<TestNode> {
     const transport = createUdpTransport(options)
     this.#closers.push(() => transport.close())
-    const id = freshId()
-    const frames = new Inbox<Received>()
-    const errors = new Inbox<TransportError>()
-    const bound = await transport.listen({
-      address,
-      localId: id,
-      handlers: {
-        message: (frame, from) =>
-          frames.push({ frame: Uint8Array.from(frame), from, text: Buffer.from(frame).toString('utf8') }),
-        error: (error) => errors.push(error),
-      },
-    })
-    return { transport, id, address: bound, frames, errors }
+    return listenRecording(transport, { localId: freshId(), address, waitMs: WAIT_MS })
   }
 
   /** A raw UDP socket bound on loopback. */
   async raw(host = '127.0.0.1'): Promise<RawSocket> {
     const socket = createSocket(host.includes(':') ? 'udp6' : 'udp4')
-    const received = new Inbox<Datagram>()
+    const received = new Inbox<Datagram>(WAIT_MS)
     socket.on('message', (msg, rinfo) => received.push({ msg, rinfo }))
     socket.on('error', () => {})
     this.#closers.push(() => new Promise<void>((r) => socket.close(() => r())))

@@ -1,3 +1,5 @@
+export { DeadlineTimer, EventListeners, type ListenerFailedEvent, monotonicClock } from './driver.js'
+export { DropReports } from './drop-reports.js'
 export {
   type CreateNodeOptions,
   createNode,
@@ -11,6 +13,8 @@ export {
 } from './node.js'
 export {
   checkListen,
+  checkSend,
+  checkSendAddress,
   formatAddress,
   type HostPort,
   type ListenOptions,
@@ -21,3 +25,4 @@ export {
   type TransportHandlers,
   type TransportPeer,
 } from './transport.js'
+export { checkAdvertiseAddress, checkClusterKey, checkIntOption } from './transport-options.js'

@@ -22,6 +22,7 @@ import type { ApplicationHooks, NodeEvent, NodeState } from '../protocol/types.j
 import { decodeMessage, encodeMessage } from '../wire/codec.js'
 import { MessageTooLargeError } from '../wire/errors.js'
 import type { NodeHandle } from '../wire/messages.js'
+import { DeadlineTimer, EventListeners, monotonicClock } from './driver.js'
 import {
   formatAddress,
   parseAddress,
@@ -184,21 +185,21 @@ export class OverlayNode {
     listenerErrors: 0,
   }
   readonly #transport: Transport
-  readonly #clock: () => number
+  /** The clock, never going backwards: the machine refuses time that does. */
+  readonly #now: () => number
   readonly #maxFrameBytes: number
-  readonly #listeners = new Map<string, Set<(event: never) => void>>()
-  #timer: ReturnType<typeof setTimeout> | undefined
-  #timerAt = Number.POSITIVE_INFINITY
+  readonly #listeners = new EventListeners<OverlayEvent>(() => this.stats.listenerErrors++)
+  readonly #timer: DeadlineTimer
   #pumping = false
   #closing: Promise<void> | undefined
-  #lastNow = Number.NEGATIVE_INFINITY
 
   /** Use {@link createNode}. */
   constructor(machine: PastryNode, transport: Transport, clock: () => number) {
     this.machine = machine
     this.#transport = transport
-    this.#clock = clock
+    this.#now = monotonicClock(clock)
     this.#maxFrameBytes = transport.maxFrameBytes
+    this.#timer = new DeadlineTimer(clock, () => this.#guarded((now) => this.machine.handleTimeout(now)))
   }
 
   /** This node's id. */
@@ -231,18 +232,13 @@ export class OverlayNode {
 
   /** Calls `listener` for every event of `type` until `off`. Listeners must not block. */
   on<T extends OverlayEvent['type']>(type: T, listener: Listener<T>): this {
-    let set = this.#listeners.get(type)
-    if (set === undefined) {
-      set = new Set()
-      this.#listeners.set(type, set)
-    }
-    set.add(listener as (event: never) => void)
+    this.#listeners.on(type, listener)
     return this
   }
 
   /** Stops calling `listener` for `type`. */
   off<T extends OverlayEvent['type']>(type: T, listener: Listener<T>): this {
-    this.#listeners.get(type)?.delete(listener as (event: never) => void)
+    this.#listeners.off(type, listener)
     return this
   }
 
@@ -358,7 +354,7 @@ export class OverlayNode {
   close(): Promise<void> {
     if (this.#closing !== undefined) return this.#closing
     if (this.machine.state !== 'closed') this.#input((now) => this.machine.close(now))
-    this.#disarm()
+    this.#timer.clear()
     this.#closing = this.#transport.close().catch((error: unknown) => {
       this.#emit({
         type: 'error',
@@ -399,13 +395,6 @@ export class OverlayNode {
 
   // ---------------------------------------------------------------------------------------------
   // The driver loop
-
-  #now(): number {
-    // The machine refuses time going backwards; a misbehaving clock must not crash the node.
-    const t = this.#clock()
-    if (t > this.#lastNow) this.#lastNow = t
-    return this.#lastNow
-  }
 
   /** Runs a command: its error (a caller's mistake) reaches the caller. */
   #input(command: (now: number) => void): void {
@@ -464,48 +453,11 @@ export class OverlayNode {
   }
 
   #emit(event: OverlayEvent): void {
-    const set = this.#listeners.get(event.type)
-    if (set === undefined || set.size === 0) return
-    for (const listener of [...set]) {
-      try {
-        ;(listener as (e: OverlayEvent) => void)(event)
-      } catch (error) {
-        this.stats.listenerErrors++
-        if (event.type === 'error') continue // never loop on a failing error listener
-        this.#emit({
-          type: 'error',
-          code: 'LISTENER_FAILED',
-          message: `a ${event.type} listener threw: ${describe(error)}`,
-        })
-      }
-    }
+    this.#listeners.emit(event)
   }
 
   #arm(): void {
-    if (this.machine.state === 'closed') {
-      this.#disarm()
-      return
-    }
-    const at = this.machine.nextDeadline()
-    if (at === undefined) {
-      this.#disarm()
-      return
-    }
-    if (this.#timer !== undefined && at === this.#timerAt) return
-    this.#disarm()
-    this.#timerAt = at
-    const delay = Math.min(Math.max(0, Math.ceil(at - this.#clock())), MAX_TIMER_MS)
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined
-      this.#timerAt = Number.POSITIVE_INFINITY
-      this.#guarded((now) => this.machine.handleTimeout(now))
-    }, delay)
-  }
-
-  #disarm(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer)
-    this.#timer = undefined
-    this.#timerAt = Number.POSITIVE_INFINITY
+    this.#timer.set(this.machine.state === 'closed' ? undefined : this.machine.nextDeadline())
   }
 
   #checkPayload(payload: Uint8Array): void {

@@ -191,3 +191,41 @@ export function checkListen(options: ListenOptions, state: 'idle' | 'closed' | '
   }
   return parseAddress(address)
 }
+
+/**
+ * The checks every transport's `send` makes before it queues a frame: the state (`CLOSED` after
+ * close, `NOT_LISTENING` before `listen` resolved), a `Uint8Array` frame (TypeError), and its size
+ * (`FRAME_TOO_LARGE` above `maxFrameBytes`). Transports call it first in `send`, on every frame, and
+ * let what it throws reach the caller. The address is checked apart, by {@link checkSendAddress},
+ * when the transport first meets it.
+ */
+export function checkSend(
+  to: string,
+  frame: Uint8Array,
+  state: 'listening' | 'closed' | 'other',
+  maxFrameBytes: number,
+): void {
+  if (state !== 'listening') {
+    if (state === 'closed') throw new TransportError('CLOSED', 'send after close', to)
+    throw new TransportError('NOT_LISTENING', 'send before listen resolved', to)
+  }
+  if (!(frame instanceof Uint8Array)) throw new TypeError('send needs a Uint8Array frame')
+  if (frame.length > maxFrameBytes) {
+    throw new TransportError(
+      'FRAME_TOO_LARGE',
+      `a frame of ${frame.length} bytes; the limit is ${maxFrameBytes}`,
+      to,
+    )
+  }
+}
+
+/**
+ * Parses an address a frame is sent to, throwing {@link TransportError} `BAD_ADDRESS` for a
+ * malformed one or for port 0 (which names no listener). Transports call it when `send` meets an
+ * address it holds nothing for, and keep the result.
+ */
+export function checkSendAddress(to: string): HostPort {
+  const hostPort = parseAddress(to)
+  if (hostPort.port === 0) throw new TransportError('BAD_ADDRESS', `cannot send to port 0 (${to})`, to)
+  return hostPort
+}

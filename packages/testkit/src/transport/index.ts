@@ -1,6 +1,7 @@
 /**
- * Transports for tests: the in-memory {@link MemoryNetwork}, and {@link transportConformance}, the
- * suite that every transport (in-memory, TCP, UDP) must pass.
+ * Transports for tests: the in-memory {@link MemoryNetwork}, {@link transportConformance}, the
+ * suite that every transport (in-memory, TCP, UDP) must pass, and, for a transport's own tests,
+ * {@link listenRecording} and the awaitable {@link Inbox} it records into.
  *
  * @module
  */
@@ -22,3 +23,11 @@ export {
   type MemoryPartitionOptions,
   type MemoryTransportOptions,
 } from './memory.js'
+export {
+  DEFAULT_INBOX_WAIT_MS,
+  Inbox,
+  type ListenRecordingOptions,
+  listenRecording,
+  type RecordedFrame,
+  type RecordingTransport,
+} from './recording.js'
