@@ -550,6 +550,36 @@ test(named('liveness: a live node wrongly declared failed is taken back within a
   assertPerfect(d, lookups, 'after a wrong verdict')
 })
 
+test(
+  named('regression: a suspected node heard from while its probes went unanswered was declared failed'),
+  () => {
+    // Under 5% loss (PASTRY_SEED=1669803462, "with 5% message loss" in testkit's protocol-sim): an ack
+    // timeout made x suspect m; every probe or answer was lost, but a heartbeat from m got through
+    // and cleared the suspicion. The probes' last timeout still declared m failed, and x then
+    // delivered one of m's keys itself.
+    const d = overlay('heard-while-probed', 30)
+    const x = 4
+    const m = d.indexOf(d.node(x).leafSet.cw(0).id)
+    const heal = d.drop((s) => s.from === m && s.to === x)
+    d.runUntilTrue(() => d.node(x).isSuspected(d.node(m).id), TLT + 2 * TLS)
+    // Between two unanswered probes, a heartbeat from m gets through.
+    d.runFor(PROBE + 10)
+    d.inject(x, { type: 'heartbeat', from: d.node(m).handle })
+    assert.not.ok(d.node(x).isSuspected(d.node(m).id), 'hearing from m cleared the suspicion')
+    d.runFor(4 * PROBE)
+    assert.equal(nodeFailedFor(d, x, m), [], 'x declared m failed though it heard from it')
+    assert.ok(d.node(x).leafSet.contains(d.node(m).id))
+    heal()
+    const l = d.route(x, d.node(m).id)
+    d.runUntilQuiet()
+    assert.equal(
+      l.deliveries.map((r) => r.node),
+      [m],
+      "m's own key is delivered at m",
+    )
+  },
+)
+
 test(named('liveness: a probe answer clears suspicion'), () => {
   const d = overlay('probe-answer', 30)
   const x = 4

@@ -1569,12 +1569,16 @@ export class PastryNode implements ProtocolNode {
     this.#probes.delete(nonce)
     const s = this.#slot(probe.peer)
     this.#peers.set(s, PROBE_NONCE, -1)
-    const purposes = probe.purposes
+    let purposes = probe.purposes
+    // Anything heard from a suspected node since clears the suspicion (`#heard`): it is alive, even
+    // if every probe or its answer was lost, and must not be declared failed.
+    if ((purposes & SUSPECT) !== 0 && (this.#peers.flags(s) & SUSPECTED) === 0) purposes &= ~SUSPECT
     if (probe.attempt < this.config.probeRetries && (purposes & (SUSPECT | LEAF_CANDIDATE)) !== 0) {
       // Asked again for every purpose, the one that sent it first.
-      this.#probe(now, probe.peer, probe.first, probe.attempt + 1)
+      const first = (purposes & probe.first) !== 0 ? probe.first : PURPOSES.find((p) => (purposes & p) !== 0)!
+      this.#probe(now, probe.peer, first, probe.attempt + 1)
       for (const purpose of PURPOSES) {
-        if ((purposes & purpose) !== 0 && purpose !== probe.first)
+        if ((purposes & purpose) !== 0 && purpose !== first)
           this.#probe(now, probe.peer, purpose, probe.attempt + 1)
       }
       return
