@@ -154,6 +154,7 @@ export class PubSub {
         handle: node.handle,
         route: (_now, key, payload) => void this.#ops.push({ kind: 'route', key, payload }),
         send: (_now, to, payload) => void this.#ops.push({ kind: 'send', to, payload }),
+        proximity: (id) => node.machine.rttTo(id),
       },
       ...(options.config === undefined ? {} : { config: options.config }),
       epoch: options.epoch ?? Math.floor(Date.now() / 1000),
