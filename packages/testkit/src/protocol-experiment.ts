@@ -10,19 +10,25 @@
  *   2. settle: run until every node is active, then for settleMs; then measure maintenance traffic
  *      over a further measureMs;
  *   3. fail (optional): crash a fraction of the live nodes at once, then run repairMs;
- *   4. churn (optional): Poisson arrivals and exponential sessions for durationMs; lookups are
- *      spread over this phase, so they meet the churn;
- *   5. lookups: K lookups from random live nodes at lookupSpacingMs, then drain.
+ *   4. churn (optional): Poisson arrivals at N / mean session and exponential sessions for
+ *      durationMs; every node alive when churn starts gets a session too (a fresh exponential draw,
+ *      which memorylessness makes the residual of a session in progress), so the overlay stays near
+ *      N. Lookups are spread over this phase, so they meet the churn, and its traffic is counted
+ *      per type (`churnPhase`);
+ *   5. lookups: K lookups from random live nodes at lookupSpacingMs, then drain (churn stopped).
  */
 import {
   ConfigError,
   createRng,
   type Id,
+  MESSAGE_TYPES,
+  MESSAGES,
   PastryNode,
   type ProtocolConfig,
   randomId,
   resolveConfig,
 } from '@pastry/core'
+import { TYPE_SLOTS, trafficClass } from './sim/metrics.js'
 import type { SimReport } from './sim/simulator.js'
 import { Simulator } from './sim/simulator.js'
 import type { Distribution } from './static-experiment.js'
@@ -68,6 +74,24 @@ export interface ProtocolExperimentOptions {
   }) => void
 }
 
+/** Traffic and population during the churn phase of {@link runProtocolExperiment}. */
+export interface ChurnPhaseReport {
+  /** From `startChurn` to `stopChurn`: the span of the lookups. */
+  readonly durationMs: number
+  /** Live (active) nodes, sampled at each lookup: fewest, mean, most, and at the phase's end. */
+  readonly live: { readonly min: number; readonly mean: number; readonly max: number; readonly end: number }
+  /** Alive nodes (joining, active or leaving) averaged over the phase: node-seconds / seconds. */
+  readonly meanAlive: number
+  /** Maintenance-class messages sent in the phase per alive node per second (joiners' probes count). */
+  readonly maintenancePerNodePerSec: number
+  /** Join-class messages sent in the phase per alive node per second. */
+  readonly joinPerNodePerSec: number
+  /** Messages of each type sent in the phase (types with none are left out). */
+  readonly sentByType: Record<string, number>
+  /** The same per alive node per second. */
+  readonly perNodePerSecByType: Record<string, number>
+}
+
 /** The report of {@link runProtocolExperiment}; the CLI prints it as the `--json` object. */
 export interface ProtocolExperimentReport {
   readonly mode: 'protocol'
@@ -80,6 +104,10 @@ export interface ProtocolExperimentReport {
   readonly incorrect: number
   readonly lost: number
   readonly duplicates: number
+  /** Deliveries by a node that was not active (a consistency breach; 0 expected). */
+  readonly byInactive: number
+  /** Lookups whose origin reported `routeFailed` (they count as lost too). */
+  readonly routeFailed: number
   readonly hops: Distribution & { readonly max: number; readonly histogram: number[] }
   readonly rdp: Distribution
   readonly messages: {
@@ -89,6 +117,7 @@ export interface ProtocolExperimentReport {
   }
   readonly bytes: { readonly total: number; readonly byType: Record<string, number> }
   readonly joinMessagesPerNode: number | null
+  /** Maintenance messages per node per second once settled, before any failure or churn. */
   readonly maintenancePerNodePerSec: number
   readonly simulatedMs: number
   readonly b: number
@@ -97,6 +126,8 @@ export interface ProtocolExperimentReport {
   readonly pns: boolean
   readonly failed: number
   readonly churn: SimReport['churn'] | null
+  /** Traffic and population during churn, or null without churn. */
+  readonly churnPhase: ChurnPhaseReport | null
   readonly table: SimReport['table']
   readonly events: number
   readonly traceHash: string
@@ -206,23 +237,35 @@ export function runProtocolExperiment(options: ProtocolExperimentOptions): Proto
     config.leafSetSize ?? 16,
   ).length
   options.onNodes?.(sim.oracle.liveIndexes().map((i) => sim.idOf(i)))
+  const before = churn === undefined ? undefined : snapshot(sim)
   if (churn !== undefined) {
     sim.startChurn({
       arrivalsPerSec: sim.oracle.liveCount / (churn.sessionMs / 1000),
       session: { kind: 'exponential', meanMs: churn.sessionMs },
+      existingNodes: 'residual',
     })
   }
   const lookupRng = createRng(options.seed).derive('lookups')
   const start = sim.now
+  const live = { min: Number.POSITIVE_INFINITY, sum: 0, max: 0, samples: 0 }
   for (let k = 0; k < lookups; k++) {
     sim.at(start + k * lookupSpacing, (s) => {
+      const n = s.oracle.liveCount
+      if (n < live.min) live.min = n
+      if (n > live.max) live.max = n
+      live.sum += n
+      live.samples++
       const from = s.oracle.randomLive(lookupRng)
       if (from !== undefined) s.route(from, randomId(lookupRng), 'sim', EMPTY)
       if (k % 1024 === 0) progress('lookups', k / lookups)
     })
   }
   sim.runUntil(start + lookups * lookupSpacing)
-  if (churn !== undefined) sim.stopChurn()
+  let churnPhase: ChurnPhaseReport | null = null
+  if (before !== undefined) {
+    sim.stopChurn()
+    churnPhase = churnPhaseReport(before, snapshot(sim), live)
+  }
   // Drain: every lookup delivered or given up on.
   sim.runUntil((s) => s.oracle.summary().lost === 0, sim.now + 5 * 60_000)
   progress('lookups', 1)
@@ -253,6 +296,8 @@ export function runProtocolExperiment(options: ProtocolExperimentOptions): Proto
     incorrect: summary.incorrect,
     lost: summary.lost,
     duplicates: summary.duplicates,
+    byInactive: summary.byInactive,
+    routeFailed: summary.failed,
     hops: report.hops,
     rdp: report.rdp,
     messages: {
@@ -270,6 +315,7 @@ export function runProtocolExperiment(options: ProtocolExperimentOptions): Proto
     pns,
     failed,
     churn: churn === undefined ? null : report.churn,
+    churnPhase,
     table: report.table,
     events: report.events,
     traceHash: report.traceHash,
@@ -279,6 +325,62 @@ export function runProtocolExperiment(options: ProtocolExperimentOptions): Proto
 }
 
 const EMPTY = new Uint8Array(0)
+
+/** Counters at one moment, for the traffic between two moments. */
+interface Snapshot {
+  readonly now: number
+  readonly nodeMs: number
+  readonly sent: Float64Array
+  readonly live: number
+}
+
+function snapshot(sim: Simulator<PastryNode>): Snapshot {
+  return {
+    now: sim.now,
+    nodeMs: sim.metrics.nodeMs(sim.now),
+    sent: sim.metrics.sent.slice(),
+    live: sim.oracle.liveCount,
+  }
+}
+
+function churnPhaseReport(
+  a: Snapshot,
+  b: Snapshot,
+  live: { readonly min: number; readonly sum: number; readonly max: number; readonly samples: number },
+): ChurnPhaseReport {
+  const nodeSec = (b.nodeMs - a.nodeMs) / 1000
+  const rate = (x: number) => (nodeSec > 0 ? x / nodeSec : 0)
+  const sentByType: Record<string, number> = {}
+  const perNodePerSecByType: Record<string, number> = {}
+  let maintenance = 0
+  let join = 0
+  for (const type of MESSAGE_TYPES) {
+    const code = MESSAGES[type].code
+    if (code >= TYPE_SLOTS) continue
+    const sent = b.sent[code]! - a.sent[code]!
+    if (sent === 0) continue
+    sentByType[type] = sent
+    perNodePerSecByType[type] = rate(sent)
+    const cls = trafficClass(type)
+    if (cls === 'maintenance') maintenance += sent
+    else if (cls === 'join') join += sent
+  }
+  const durationMs = b.now - a.now
+  return {
+    durationMs,
+    live: {
+      min: live.samples === 0 ? b.live : Math.min(live.min, b.live),
+      mean: live.samples === 0 ? b.live : live.sum / live.samples,
+      max: Math.max(live.max, b.live),
+      end: b.live,
+    },
+    meanAlive: durationMs > 0 ? (b.nodeMs - a.nodeMs) / durationMs : 0,
+    maintenancePerNodePerSec: rate(maintenance),
+    joinPerNodePerSec: rate(join),
+    sentByType,
+    perNodePerSecByType,
+  }
+}
 
 function leafIds(node: PastryNode | undefined): Id[] {
   return node === undefined ? [] : node.leafSet.members().map((m) => m.id)

@@ -558,7 +558,10 @@ function scenario(s: string): string {
       const from = rng.int(n)
       if (x.isAlive(from)) x.route(from, randomId(rng))
     })
-  sim.at(1500, (x) => x.crash(5))
+  // Node 5 may have ended its churn session by then: every node alive at startChurn gets one.
+  sim.at(1500, (x) => {
+    if (x.isAlive(5)) x.crash(5)
+  })
   sim.at(2000, (x) => x.partition([1, 2, 3], [10, 11], { symmetric: false }))
   sim.startChurn({ arrivalsPerSec: 5, session: { kind: 'exponential', meanMs: 2000 } })
   sim.runFor(5000)

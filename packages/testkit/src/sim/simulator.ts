@@ -8,6 +8,7 @@
  *         ├─ 'nodes'    one child per node incarnation ('<index>.<incarnation>'), handed to the factory
  *         ├─ 'network'  loss, duplication and jitter, in transmission order
  *         ├─ 'churn'    arrivals, bootstraps, session times, crash-or-leave
+ *         ├─ 'churn-existing'  remaining sessions (and crash-or-leave) of nodes alive at startChurn
  *         └─ 'topology' the latency model, when the simulator builds it
  * Adding a consumer never shifts the numbers another one sees, so a seed replays a run exactly.
  *
@@ -46,6 +47,13 @@
  * `route` transmission of a flow carries the sender's path delay plus the link's; on arrival it
  * becomes the receiver's path delay. At the first delivery, RDP = path delay / latency(origin,
  * deliverer). Flows are dropped at delivery and capped at `maxTrackedFlows` (oldest evicted).
+ *
+ * Churn (`startChurn`). Arrivals are a Poisson process; each arrival joins through a random live node
+ * and gets a session drawn from the session distribution. So that an overlay of N nodes with arrivals
+ * at N / mean session stays near N (an M/G/∞ queue in steady state), every node alive at startChurn
+ * gets a session too: by default the residual of a session in progress (see `ExistingNodesPolicy`).
+ * A session's end is a queued event tagged with the node's incarnation and the session generation,
+ * so a restart or a `stopChurn` voids it; a node that has one is never given a second.
  *
  * Determinism check. Every processed input is folded into a 32-bit FNV-1a hash: time, node, kind,
  * message type, from, to. Two runs from one seed give one hash; `traceHash()` shows it.
@@ -167,15 +175,39 @@ export type SessionDistribution =
   /** Heavy-tailed; `shape` > 1 so that the mean exists. */
   | { readonly kind: 'pareto'; readonly meanMs: number; readonly shape: number }
 
+/**
+ * What happens to the nodes already alive when churn starts (see {@link ChurnOptions.existingNodes}):
+ * - `residual` (the default): each gets the remaining life of a session in progress, drawn from the
+ *   session distribution's equilibrium residual law, so churn is in steady state from the start.
+ *   For exponential sessions that is a fresh exponential draw of the same mean (memorylessness). For
+ *   Pareto sessions (scale x_m, shape α, mean μ = α·x_m/(α − 1)) it is the residual R with
+ *   P(R > r) = 1 − r/μ for r ≤ x_m and (x_m/r)^(α−1)/α beyond: longer than a fresh session, and with
+ *   an infinite mean when α ≤ 2 (the inspection paradox: a node seen alive is likely a long-lived one).
+ * - `session`: each gets a whole fresh session, as if every one of them had just arrived.
+ * - `stay`: none gets a session; they stay until crashed by hand, and the population grows by about
+ *   as many as were alive when churn started (the only behaviour before this option; it is not a
+ *   steady state).
+ */
+export type ExistingNodesPolicy = 'residual' | 'session' | 'stay'
+
 /** Options for {@link Simulator.startChurn}. */
 export interface ChurnOptions {
   /** Poisson arrival rate. For a steady size N, use N / (mean session in seconds). */
   readonly arrivalsPerSec: number
   /** How long each arrival stays. */
   readonly session: SessionDistribution
+  /**
+   * Sessions for the nodes alive at `startChurn` that have none yet (default `residual`). With the
+   * default and `arrivalsPerSec` = N / mean session, an overlay of N nodes stays near N (it is an
+   * M/G/∞ queue: Poisson-distributed about N, standard deviation about √N).
+   */
+  readonly existingNodes?: ExistingNodesPolicy
   /** How an arrival picks its bootstrap: a uniformly random live (active) node. */
   readonly bootstrap?: 'random-live'
-  /** Fraction of sessions that end in a graceful leave rather than a crash (default 0). */
+  /**
+   * Fraction of sessions that end in a graceful leave rather than a crash (default 0). A session
+   * that ends before its node is active ends in a crash whatever was drawn.
+   */
   readonly leaveFraction?: number
 }
 
@@ -183,9 +215,11 @@ export interface ChurnOptions {
 export interface ChurnStats {
   /** Nodes added by churn. */
   readonly arrivals: number
+  /** Nodes alive at `startChurn` that were given a session (see `ChurnOptions.existingNodes`). */
+  readonly existing: number
   /** Arrivals skipped because no node was active to bootstrap from. */
   readonly skipped: number
-  /** Sessions ended by a crash. */
+  /** Sessions ended by a crash (of arrivals and of existing nodes alike). */
   readonly crashes: number
   /** Sessions ended by a graceful leave. */
   readonly leaves: number
@@ -353,6 +387,7 @@ export class Simulator<N extends SimNode = SimNode> {
   readonly #nodeRng: Rng
   readonly #netRng: Rng
   readonly #churnRng: Rng
+  readonly #existingRng: Rng
   #now = 0
   #events = 0
   #running = false
@@ -379,6 +414,8 @@ export class Simulator<N extends SimNode = SimNode> {
   /** Set when churn ends a node's session: its position is freed for reuse once it is down. */
   #retireOnDown = new Uint8Array(0)
   #retired = new Uint8Array(0)
+  /** Set when the node's current incarnation has a session end queued (cleared by stopChurn). */
+  #inSession = new Uint8Array(0)
   readonly #idIndex = new Map<string, number>()
   #nextPosition = 0
   readonly #freePositions: number[] = []
@@ -399,6 +436,7 @@ export class Simulator<N extends SimNode = SimNode> {
   /** Bumped by stopChurn: older session ends are void. */
   #sessionGen = 0
   #churnArrivals = 0
+  #churnExisting = 0
   #churnSkipped = 0
   #churnCrashes = 0
   #churnLeaves = 0
@@ -412,6 +450,7 @@ export class Simulator<N extends SimNode = SimNode> {
     this.#nodeRng = root.derive('nodes')
     this.#netRng = root.derive('network')
     this.#churnRng = root.derive('churn')
+    this.#existingRng = root.derive('churn-existing')
     const t = options.topology
     this.topology = isTopology(t) ? t : createTopology(t.kind, t.size, root.derive('topology'), t.options)
     this.#createNode = options.createNode
@@ -712,10 +751,14 @@ export class Simulator<N extends SimNode = SimNode> {
   /**
    * Starts churn: Poisson arrivals at `arrivalsPerSec`, each a new node joining through a random live
    * node and staying for a session drawn from `session`, then crashing (or leaving, for
-   * `leaveFraction` of them). Replaces the arrival process of any churn already running; sessions
-   * already scheduled still end. A node whose session ended frees its topology position, and cannot
-   * be restarted. When no node is active to join through, an arrival is skipped (or, with no node
-   * alive at all, starts a new overlay).
+   * `leaveFraction` of them). Every node alive now (joining or active) that has no session yet gets
+   * one too, by `existingNodes` (default: the residual of a session in progress), and ends it the
+   * same way; so with `arrivalsPerSec` = N / mean session the overlay stays near its size N.
+   * Replaces the arrival process of any churn already running; sessions already scheduled still end
+   * and are not drawn again. A node whose session ended frees its topology position, and cannot be
+   * restarted. When no node is active to join through, an arrival is skipped (or, with no node alive
+   * at all, starts a new overlay). Call it after the overlay has formed; call `stopChurn` before a
+   * healed phase.
    */
   startChurn(options: ChurnOptions): void {
     if (!(options.arrivalsPerSec > 0 && Number.isFinite(options.arrivalsPerSec)))
@@ -730,7 +773,23 @@ export class Simulator<N extends SimNode = SimNode> {
     checkRate('leaveFraction', options.leaveFraction)
     if ((options.bootstrap ?? 'random-live') !== 'random-live')
       throw new ConfigError(`unknown bootstrap policy ${JSON.stringify(options.bootstrap)}`)
+    const existing = options.existingNodes ?? 'residual'
+    if (existing !== 'residual' && existing !== 'session' && existing !== 'stay')
+      throw new ConfigError(`unknown existingNodes policy ${JSON.stringify(existing)}`)
     this.#churn = options
+    if (existing !== 'stay') {
+      // In index order, from a stream of their own: the arrivals see the same numbers either way.
+      const rng = this.#existingRng
+      const leaveFraction = options.leaveFraction ?? 0
+      for (let i = 0; i < this.#count; i++) {
+        if (this.#status[i] !== ST_ALIVE || this.#inSession[i] === 1) continue
+        const leave = rng.float() < leaveFraction
+        const u = rng.float()
+        const length = existing === 'residual' ? residualSession(s, u) : drawSession(s, u)
+        this.#churnExisting++
+        this.#scheduleDepart(i, this.#now + length, leave)
+      }
+    }
     const gen = ++this.#arrivalGen
     this.#queue.push(this.#now + this.#interarrival(), K_ARRIVAL, -1, -1, gen, undefined)
   }
@@ -743,6 +802,7 @@ export class Simulator<N extends SimNode = SimNode> {
     this.#churn = undefined
     this.#arrivalGen++
     this.#sessionGen++
+    this.#inSession.fill(0)
   }
 
   /** Runs `action` at virtual time `time` (≥ now), after the events already queued for that time. */
@@ -846,6 +906,7 @@ export class Simulator<N extends SimNode = SimNode> {
   churnStats(): ChurnStats {
     return {
       arrivals: this.#churnArrivals,
+      existing: this.#churnExisting,
       skipped: this.#churnSkipped,
       crashes: this.#churnCrashes,
       leaves: this.#churnLeaves,
@@ -1128,6 +1189,7 @@ export class Simulator<N extends SimNode = SimNode> {
     this.#timerSeq[i] = -1
     this.#armed[i] = Number.NaN
     this.#active[i] = 0
+    this.#inSession[i] = 0
     this.#alive++
     this.metrics.setAlive(this.#now, this.#alive)
     try {
@@ -1172,11 +1234,15 @@ export class Simulator<N extends SimNode = SimNode> {
   }
 
   #session(): number {
-    const s = this.#churn!.session
-    const u = this.#churnRng.float()
-    if (s.kind === 'exponential') return -s.meanMs * Math.log(1 - u)
-    const xm = (s.meanMs * (s.shape - 1)) / s.shape
-    return xm / (1 - u) ** (1 / s.shape)
+    return drawSession(this.#churn!.session, this.#churnRng.float())
+  }
+
+  /** Queues the end of node i's session (of its current incarnation) at `end`. */
+  #scheduleDepart(i: number, end: number, leave: boolean): void {
+    this.#inSession[i] = 1
+    // from = incarnation, node = i; the crash-or-leave choice rides in the sign of the incarnation.
+    const tag = leave ? -1 - this.#incarnation[i]! : this.#incarnation[i]!
+    this.#queue.push(end, K_DEPART, i, tag, this.#sessionGen, undefined)
   }
 
   #arrival(): void {
@@ -1191,17 +1257,8 @@ export class Simulator<N extends SimNode = SimNode> {
       this.#churnArrivals++
       if (bootstrap === undefined) this.start(i)
       else this.join(i, [bootstrap])
-      const leave = this.#churnRng.float() < (churn.leaveFraction ?? 0) ? 1 : 0
-      const end = this.#now + this.#session()
-      // from = incarnation, node = i; the crash-or-leave choice rides in the sign of the incarnation.
-      this.#queue.push(
-        end,
-        K_DEPART,
-        i,
-        leave === 1 ? -1 - this.#incarnation[i]! : this.#incarnation[i]!,
-        this.#sessionGen,
-        undefined,
-      )
+      const leave = this.#churnRng.float() < (churn.leaveFraction ?? 0)
+      this.#scheduleDepart(i, this.#now + this.#session(), leave)
     }
     if (this.#arrivalGen === gen)
       this.#queue.push(this.#now + this.#interarrival(), K_ARRIVAL, -1, -1, gen, undefined)
@@ -1211,8 +1268,10 @@ export class Simulator<N extends SimNode = SimNode> {
     const leave = tag < 0
     const incarnation = leave ? -1 - tag : tag
     if (this.#status[i] !== ST_ALIVE || this.#incarnation[i] !== incarnation) return
+    this.#inSession[i] = 0
     this.#retireOnDown[i] = 1
-    if (leave) {
+    // Only an active node can leave gracefully; a session that ends sooner ends in a crash.
+    if (leave && this.#nodes[i]!.state === 'active') {
       this.#churnLeaves++
       this.leave(i)
     } else {
@@ -1302,8 +1361,31 @@ export class Simulator<N extends SimNode = SimNode> {
     this.#active = u8(this.#active)
     this.#retireOnDown = u8(this.#retireOnDown)
     this.#retired = u8(this.#retired)
+    this.#inSession = u8(this.#inSession)
     this.#cap = cap
   }
+}
+
+/** A session length drawn from `s` by inversion of the uniform `u` in [0, 1). */
+function drawSession(s: SessionDistribution, u: number): number {
+  if (s.kind === 'exponential') return -s.meanMs * Math.log(1 - u)
+  const xm = (s.meanMs * (s.shape - 1)) / s.shape
+  return xm / (1 - u) ** (1 / s.shape)
+}
+
+/**
+ * The remaining life of a session in progress at a random moment (the equilibrium residual law,
+ * density P(S > r) / E[S]), drawn by inversion of `u` in [0, 1). Exponential: the session law itself.
+ * Pareto (scale x_m, shape α > 1, mean μ): uniform on [0, x_m) with probability x_m/μ = (α − 1)/α,
+ * else a Pareto tail of shape α − 1 from x_m: P(R > r) = (x_m/r)^(α−1)/α for r ≥ x_m.
+ */
+function residualSession(s: SessionDistribution, u: number): number {
+  if (s.kind === 'exponential') return -s.meanMs * Math.log(1 - u)
+  const a = s.shape
+  const xm = (s.meanMs * (a - 1)) / a
+  const body = (a - 1) / a
+  if (u < body) return u * s.meanMs
+  return xm * (a * (1 - u)) ** (-1 / (a - 1))
 }
 
 function mix(h: number, w: number): number {
