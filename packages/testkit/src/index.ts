@@ -15,6 +15,7 @@
  */
 
 export {
+  type ChurnPhaseReport,
   type ProtocolExperimentOptions,
   type ProtocolExperimentReport,
   runProtocolExperiment,

@@ -56,6 +56,7 @@ export {
   type AddNodeOptions,
   type ChurnOptions,
   type ChurnStats,
+  type ExistingNodesPolicy,
   type NetworkOptions,
   type NodeContext,
   type SessionDistribution,
