@@ -560,6 +560,62 @@ test(named('join: a leaf set lost to dropped announces is whole again on the nex
   assertPerfect(d, lookups, 'from the new node')
 })
 
+test(named("regression: just after a joiner became active, a neighbour delivered the joiner's keys"), () => {
+  // The joiner becomes active once its leaf set has confirmed it, but the members take it into their
+  // tables only when its first heartbeat arrives, a message delay later. In between, a member that
+  // was the key's root delivered it itself (found by the churn benchmark: 3 wrong deliveries in
+  // 100,000). A member that a joiner announced itself to now holds such keys until it hears from
+  // the joiner as active.
+  const d = new Driver({ seed: seedOf('join/window'), n: 21 })
+  d.ring(20)
+  d.runFor(3000)
+  const j = 20
+  d.join(j, [0])
+  d.runUntilTrue(() => d.node(j).state === 'active', 20_000)
+  const key = d.node(j).id
+  const lookups = d
+    .node(j)
+    .leafSet.members()
+    .map((m) => d.route(d.indexOf(m.id), key))
+  d.runUntilQuiet()
+  for (const l of lookups) {
+    assert.equal(
+      l.deliveries.map((r) => r.node),
+      [j],
+      `routed from n${l.origin} the moment the joiner became active`,
+    )
+  }
+})
+
+test(
+  named('join: keys held for a joiner that never becomes active are delivered after joinTimeoutMs'),
+  () => {
+    const d = new Driver({ seed: seedOf('join/window-crash'), n: 21 })
+    d.ring(20)
+    d.runFor(3000)
+    const j = 20
+    d.join(j, [0])
+    // The joiner crashes once it has announced itself, before anyone confirmed it.
+    d.runUntilTrue(() => (d.node(j).counters.sent.announce ?? 0) > 0, 20_000)
+    d.crash(j)
+    const key = d.node(j).id
+    const m = d.closest(key)
+    const t0 = d.now
+    const l = d.route(m, key)
+    d.runUntilTrue(() => l.deliveries.length > 0, 60_000)
+    assert.equal(
+      l.deliveries.map((r) => r.node),
+      [m],
+      'delivered at the closest active node',
+    )
+    const waited = d.now - t0
+    assert.ok(
+      waited <= FAST.joinTimeoutMs! + FAST.leafSetHeartbeatMs!,
+      `held for ${waited} ms, at most joinTimeoutMs and a tick`,
+    )
+  },
+)
+
 test(named('join: a joining node holds what reaches it, and delivers only once active'), () => {
   const d = new Driver({ seed: seedOf('join/hold'), n: 12 })
   d.ring(11)

@@ -45,6 +45,10 @@ export class BoundedMap<K, V> {
     return this.#map.keys()
   }
 
+  values(): IterableIterator<V> {
+    return this.#map.values()
+  }
+
   entries(): IterableIterator<[K, V]> {
     return this.#map.entries()
   }

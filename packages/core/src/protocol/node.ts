@@ -133,6 +133,8 @@ const SEEK = 16
 const MAX_SEEK_MEASURED = 256
 /** Extra asks of row 0, from each nearer node it leads to, once the walk has reached row 0. */
 const SEEK_ROW0_REPEATS = 2
+/** Joiners awaited at once (see `#arriving`); the oldest is forgotten beyond this. */
+const MAX_ARRIVING = 64
 /** Every this many Tls, heartbeats carry the leaf set whether it changed or not. */
 const LEAF_SET_REFRESH_TLS = 3
 /** How many of its nearest entries a new node asks, per row, for that row. */
@@ -228,6 +230,13 @@ export class PastryNode implements ProtocolNode {
     }
   >
   readonly #probes = new Map<number, Probe>()
+  /**
+   * Joiners that announced themselves to this node and have not been heard from as active yet, with
+   * when to stop waiting for them. While one of them is closer to a key than this node, this node
+   * holds the key's messages rather than deliver them: the joiner owns the key the moment it is
+   * active, a moment before this node hears of it.
+   */
+  readonly #arriving = new BoundedMap<string, { readonly handle: NodeHandle; until: number }>(MAX_ARRIVING)
   readonly #pending = new Map<number, PendingRoute>()
   readonly #held: Held[] = []
   readonly #delivered: BoundedMap<number, true>
@@ -707,6 +716,7 @@ export class PastryNode implements ProtocolNode {
     this.#confirmed.clear()
     this.#seekStep = -1
     this.#seekSeen.clear()
+    this.#arriving.clear()
   }
 
   #scheduleTimers(now: number): void {
@@ -965,6 +975,13 @@ export class PastryNode implements ProtocolNode {
     // A node that left and now rejoins is welcome again.
     const from = message.from
     if (this.#failed.get(from.id.toHex())?.left === true) this.#failed.delete(from.id.toHex())
+    if (this.#state === 'active') {
+      const evicted = this.#arriving.set(from.id.toHex(), {
+        handle: from,
+        until: now + this.config.joinTimeoutMs,
+      })
+      if (evicted !== undefined) this.#release(now, evicted[0])
+    }
     this.#transmit(now, from.address, from, {
       type: 'announceAck',
       from: this.handle,
@@ -1042,7 +1059,7 @@ export class PastryNode implements ProtocolNode {
     this.#excludeJoiner = undefined
     if (decision.type === 'deliver') {
       // Consistent routing: not while a closer leaf is only suspected.
-      const waitOn = this.#closerSuspectedLeaf(routed)
+      const waitOn = this.#closerSuspectedLeaf(routed) ?? this.#closerArriving(now, routed)
       if (waitOn !== undefined) {
         this.#hold(routed, attempts, waitOn.id.toHex())
         return
@@ -1182,6 +1199,23 @@ export class PastryNode implements ProtocolNode {
     return best
   }
 
+  /** The closest joiner still arriving (see `#arriving`) that is closer to the key than this node. */
+  #closerArriving(now: number, routed: Routed): NodeHandle | undefined {
+    if (this.#arriving.size === 0) return undefined
+    let best: NodeHandle | undefined
+    let bestId = this.id
+    for (const { handle, until } of this.#arriving.values()) {
+      if (until <= now) continue
+      // A joiner's own JOIN never waits on the joiner.
+      if (routed.kind === 'join' && handle.id.equals(routed.origin.id)) continue
+      if (compareDistance(routed.key, handle.id, bestId) < 0) {
+        best = handle
+        bestId = handle.id
+      }
+    }
+    return best
+  }
+
   #fail(routed: Routed, reason: RouteFailureReason): void {
     if (routed.kind !== 'route') return
     this.#events.push({ type: 'routeFailed', msgId: routed.msgId, key: routed.key, app: routed.app, reason })
@@ -1239,6 +1273,16 @@ export class PastryNode implements ProtocolNode {
     if ((peers.flags(s) & SUSPECTED) !== 0) {
       this.#setSuspected(s, false)
       this.#release(now, from.id.toHex())
+    }
+    if (learn && this.#arriving.size > 0 && this.#state === 'active') {
+      const hex = from.id.toHex()
+      if (this.#arriving.delete(hex)) {
+        // The joiner is active: into the tables now, then what waited on it goes on to it.
+        this.#considered.delete(hex)
+        this.#consider(now, from)
+        this.#release(now, hex)
+        return
+      }
     }
     // Learn from traffic: an active node heard from for the first time, or back from the dead, or
     // not in the tables and not offered lately, is a candidate for the tables.
@@ -1696,6 +1740,14 @@ export class PastryNode implements ProtocolNode {
           now - Math.max(peers.get(s, LAST_HEARD), peers.get(s, KNOWN_SINCE)) >= leafSetTimeoutMs
         ) {
           this.#suspect(now, m)
+        }
+      }
+      // Joiners that never became active: what waited on them is delivered here after all.
+      if (this.#arriving.size > 0) {
+        for (const [hex, a] of [...this.#arriving.entries()]) {
+          if (a.until > now) continue
+          this.#arriving.delete(hex)
+          this.#release(now, hex)
         }
       }
       // Look again at a few nodes that failed while in the leaf set: partitions heal.
