@@ -129,6 +129,10 @@ const LEAF_CANDIDATE = 4
 const RECOVER = 8
 /** SEEK: its RTT, for the nearby-seed search before a join. */
 const SEEK = 16
+/** CHECK: is a routing-table entry not heard from lately still alive? (No suspicion meanwhile.) */
+const CHECK = 32
+/** Routing-table entries checked at most per maintenance round. */
+const MAX_CHECKS_PER_ROUND = 16
 /** Nodes the nearby-seed search measures at most. */
 const MAX_SEEK_MEASURED = 256
 /** Extra asks of row 0, from each nearer node it leads to, once the walk has reached row 0. */
@@ -142,7 +146,7 @@ const ROW_IMPROVE_ASKS = 3
 /** Purposes whose probe carries this node's leaf set. */
 const WITH_LEAF_SET = SUSPECT | RECOVER | LEAF_CANDIDATE
 /** The purposes in the order a retried probe re-asks for them, after the one that sent it. */
-const PURPOSES = [SUSPECT, CANDIDATE, LEAF_CANDIDATE, RECOVER] as const
+const PURPOSES = [SUSPECT, CHECK, CANDIDATE, LEAF_CANDIDATE, RECOVER] as const
 
 interface Probe {
   readonly nonce: number
@@ -1617,7 +1621,13 @@ export class PastryNode implements ProtocolNode {
     // Anything heard from a suspected node since clears the suspicion (`#heard`): it is alive, even
     // if every probe or its answer was lost, and must not be declared failed.
     if ((purposes & SUSPECT) !== 0 && (this.#peers.flags(s) & SUSPECTED) === 0) purposes &= ~SUSPECT
-    if (probe.attempt < this.config.probeRetries && (purposes & (SUSPECT | LEAF_CANDIDATE)) !== 0) {
+    // A checked entry heard from since the check began is alive.
+    if (
+      (purposes & CHECK) !== 0 &&
+      this.#peers.get(s, LAST_HEARD) >= probe.sentAt - probe.attempt * this.config.probeTimeoutMs
+    )
+      purposes &= ~CHECK
+    if (probe.attempt < this.config.probeRetries && (purposes & (SUSPECT | LEAF_CANDIDATE | CHECK)) !== 0) {
       // Asked again for every purpose, the one that sent it first.
       const first = (purposes & probe.first) !== 0 ? probe.first : PURPOSES.find((p) => (purposes & p) !== 0)!
       this.#probe(now, probe.peer, first, probe.attempt + 1)
@@ -1627,7 +1637,7 @@ export class PastryNode implements ProtocolNode {
       }
       return
     }
-    if ((purposes & SUSPECT) !== 0) this.#declareFailed(now, probe.peer)
+    if ((purposes & (SUSPECT | CHECK)) !== 0) this.#declareFailed(now, probe.peer)
     if ((purposes & SEEK) !== 0) this.#onSeekMeasured(now, probe.peer, Number.POSITIVE_INFINITY)
   }
 
@@ -1795,6 +1805,7 @@ export class PastryNode implements ProtocolNode {
   }
 
   #onMaintenance(now: number): void {
+    if (this.#state === 'active') this.#checkRoutingTable(now)
     if (this.#state === 'active' && this.routingTable.rowCount > 0) {
       const row = this.#rng.int(this.routingTable.rowCount)
       const peers = this.routingTable.row(row)
@@ -1805,6 +1816,27 @@ export class PastryNode implements ProtocolNode {
     }
     const trt = this.config.routingTableMaintenanceMs
     this.#deadlines.push(now + trt * (0.5 + this.#rng.float()), 'maintenance', 0)
+  }
+
+  /**
+   * Entries are otherwise checked only when a message goes to them; a node that routes little would
+   * keep crashed entries for ever, and then try them one after another. Each round probes up to
+   * {@link MAX_CHECKS_PER_ROUND} entries outside the leaf set (which has heartbeats) not heard from
+   * for Trt; one that answers none of the probes is declared failed and its cell repaired.
+   */
+  #checkRoutingTable(now: number): void {
+    const peers = this.#peers
+    const stale = now - this.config.routingTableMaintenanceMs
+    let checks = 0
+    for (const e of this.routingTable) {
+      if (checks >= MAX_CHECKS_PER_ROUND) break
+      const s = peers.find(e.id)
+      if (s < 0 || (peers.flags(s) & (IN_LEAF_SET | SUSPECTED)) !== 0 || peers.get(s, PROBE_NONCE) >= 0)
+        continue
+      if (Math.max(peers.get(s, LAST_HEARD), peers.get(s, KNOWN_SINCE)) > stale) continue
+      this.#probe(now, e, CHECK)
+      checks++
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
