@@ -19,8 +19,14 @@ export interface PubSubConfig {
   readonly publishAckTimeoutMs: number
   /** Transmissions of a publish before it is given up (`publishFailed`). Default 10. */
   readonly publishAttempts: number
-  /** How long a subscriber waits for a replay before it reports the rest of a gap. Default 3000. */
+  /** How long a subscriber waits for each replay request's answer. Default 3000. */
   readonly replayTimeoutMs: number
+  /**
+   * Replay requests for one hole before what is still missing is reported as a gap. The first goes
+   * to the parent (up the tree); each later one to the parent and straight to the publisher, whose
+   * own window answers for good. Default 3.
+   */
+  readonly replayAttempts: number
   /** How long an anycast waits for its answer. Default 5000. */
   readonly anycastTimeoutMs: number
   /** Children per topic; a further child is handed down to an existing one. Default 16. */
@@ -63,6 +69,7 @@ export const DEFAULT_PUBSUB_CONFIG: PubSubConfig = Object.freeze({
   publishAckTimeoutMs: 1000,
   publishAttempts: 10,
   replayTimeoutMs: 3000,
+  replayAttempts: 3,
   anycastTimeoutMs: 5000,
   maxChildren: 16,
   maxRedirects: 4,

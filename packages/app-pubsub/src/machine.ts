@@ -41,7 +41,9 @@
  * it sees it. A subscriber delivers each publisher's messages in seq order, exactly once: a message
  * ahead of a hole is held while the hole is asked for (`replayRequest`, to the parent, passed up the
  * tree to the first node holding the whole range, and finally to the publisher, whose own window
- * answers for good); what nobody can supply within `replayTimeoutMs` is reported as a `gap` event.
+ * answers for good). A request unanswered for `replayTimeoutMs` is repeated, to the parent and
+ * straight to the publisher; what `replayAttempts` requests in a row do not bring is reported as a
+ * `gap` event.
  */
 import {
   compareDistance,
@@ -298,8 +300,11 @@ interface Inbox {
   next: number
   /** Messages ahead of `next`, waiting for the hole to fill. */
   readonly held: Map<number, Uint8Array>
-  /** The hole being asked for: up to `to`, reported at `deadline` if still open. */
-  gap: { to: number; deadline: number } | undefined
+  /**
+   * The hole being asked for, `from` (the `next` when asked) up to `to`: asked again at `deadline`
+   * if still open, and reported once `attempts` requests in a row have brought nothing.
+   */
+  gap: { from: number; to: number; deadline: number; attempts: number } | undefined
 }
 
 interface Topic {
@@ -1368,10 +1373,14 @@ export class PubSubMachine {
     }
   }
 
-  /** Asks for `ib.next..to`: from the parent (which passes it up), or, at the root, the publisher. */
-  #askReplay(now: number, t: Topic, ib: Inbox, to: number): void {
+  /**
+   * Asks for `ib.next..to`: from the parent (which passes it up), or, at the root, the publisher.
+   * A repeated request (`attempt` > 1) also goes straight to the publisher: the parent may be dead
+   * and not yet noticed, or the tree above it split.
+   */
+  #askReplay(now: number, t: Topic, ib: Inbox, to: number, attempt = 1): void {
     if (to < ib.next) return
-    ib.gap = { to, deadline: now + this.config.replayTimeoutMs }
+    ib.gap = { from: ib.next, to, deadline: now + this.config.replayTimeoutMs, attempts: attempt }
     this.stats.replayRequests++
     const request: PubSubWireOf<'replayRequest'> = {
       type: 'replayRequest',
@@ -1383,8 +1392,13 @@ export class PubSubMachine {
       replyTo: this.#self,
       hops: 0,
     }
-    if (ib.publisher.id.equals(this.#self.id)) this.#serveReplay(now, request)
-    else this.#send(now, t.parent ?? ib.publisher, request)
+    if (ib.publisher.id.equals(this.#self.id)) {
+      this.#serveReplay(now, request)
+      return
+    }
+    const first = t.parent ?? ib.publisher
+    this.#send(now, first, request)
+    if (attempt > 1 && !first.id.equals(ib.publisher.id)) this.#send(now, ib.publisher, request)
   }
 
   #applyHeads(now: number, t: Topic, heads: readonly Head[]): void {
@@ -1397,8 +1411,15 @@ export class PubSubMachine {
         const made = this.#inbox(t, h.publisher, h.epoch, t.baselined ? 1 : h.seq + 1)
         if (made !== undefined && h.seq >= made.next && made.gap === undefined)
           this.#askReplay(now, t, made, h.seq)
-      } else if (h.epoch === ib.epoch && h.seq >= ib.next && ib.gap === undefined) {
-        this.#askReplay(now, t, ib, Math.max(h.seq, ib.held.size > 0 ? maxKey(ib.held) - 1 : 0))
+      } else if (h.epoch === ib.epoch && h.seq >= ib.next && (ib.gap === undefined || h.seq > ib.gap.to)) {
+        // Also while a request is open for less: its answer would not cover the news.
+        this.#askReplay(
+          now,
+          t,
+          ib,
+          Math.max(h.seq, ib.held.size > 0 ? maxKey(ib.held) - 1 : 0),
+          ib.gap?.attempts ?? 1,
+        )
       }
     }
   }
@@ -1472,9 +1493,20 @@ export class PubSubMachine {
   }
 
   #gapTimeout(now: number, t: Topic, ib: Inbox): void {
-    const upTo = ib.held.size > 0 ? minKey(ib.held) - 1 : ib.gap!.to
+    const g = ib.gap!
+    const want = Math.max(g.to, ib.held.size > 0 ? maxKey(ib.held) - 1 : 0)
+    if (want < ib.next) {
+      ib.gap = undefined
+      return
+    }
+    // Part of the hole came in: the request is answered, if slowly; start counting afresh.
+    const attempt = ib.next > g.from ? 1 : g.attempts + 1
+    if (attempt <= this.config.replayAttempts) {
+      this.#askReplay(now, t, ib, want, attempt)
+      return
+    }
     ib.gap = undefined
-    this.#declareGap(t, ib, upTo)
+    this.#declareGap(t, ib, ib.held.size > 0 ? minKey(ib.held) - 1 : g.to)
     if (ib.held.size > 0) this.#askReplay(now, t, ib, maxKey(ib.held) - 1)
   }
 

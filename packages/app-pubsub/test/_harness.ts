@@ -8,6 +8,8 @@ export interface SimNode {
   readonly handle: NodeHandle
   readonly machine: PubSubMachine
   alive: boolean
+  /** Routing still counts the node (a crashed node stays routable until its failure is noticed). */
+  routable: boolean
   /** Incoming traffic is dropped while set (a one-way partition toward this node). */
   deaf: boolean
   readonly events: PubSubEvent[]
@@ -31,17 +33,25 @@ export class Harness {
   readonly nodes: SimNode[] = []
   readonly rng: Rng
   readonly latencyMs: number
+  /** Each packet takes `latencyMs` plus up to this much more, in order per link (0: fixed latency). */
+  readonly jitterMs: number
   readonly config: Partial<PubSubConfig>
   #queue: { at: number; seq: number; p: Packet }[] = []
   #seq = 0
   #msgId = 0
+  /** The latest arrival time scheduled on each link ("from>to"), which keeps links FIFO. */
+  #linkLast = new Map<string, number>()
+  #timers: { at: number; run: () => void }[] = []
   /** Direct payloads sent, for counting traffic. */
   sent = 0
+  /** A hop goes to a random node sharing a longer prefix rather than the lowest such id. */
+  randomHops = false
 
-  constructor(seed: string, config: Partial<PubSubConfig> = {}, latencyMs = 1) {
+  constructor(seed: string, config: Partial<PubSubConfig> = {}, latencyMs = 1, jitterMs = 0) {
     this.rng = createRng(seed)
     this.config = config
     this.latencyMs = latencyMs
+    this.jitterMs = jitterMs
   }
 
   add(id?: Id): SimNode {
@@ -55,7 +65,7 @@ export class Harness {
       host: {
         handle,
         route: (_now, key, payload) =>
-          this.#push({
+          this.#push(handle.id, handle.id, {
             kind: 'route',
             at: self!,
             key,
@@ -67,13 +77,14 @@ export class Harness {
         send: (_now, to, payload) => {
           this.sent++
           const target = this.byId(to.id)
-          if (target !== undefined) this.#push({ kind: 'direct', to: target, from: handle, payload })
+          if (target !== undefined)
+            this.#push(handle.id, to.id, { kind: 'direct', to: target, from: handle, payload })
         },
       },
       config: this.config,
       accept: (topic, data, requester) => self!.accept(topic, data, requester),
     })
-    self = { handle, machine, alive: true, deaf: false, events: [], accept: () => false }
+    self = { handle, machine, alive: true, routable: true, deaf: false, events: [], accept: () => false }
     // Every live node learns of the newcomer, as the update upcall would tell its leaf set.
     for (const n of this.nodes) if (n.alive) this.input(n, (now) => n.machine.handleUpdate(now, handle, true))
     this.nodes.push(self)
@@ -88,19 +99,39 @@ export class Harness {
     return this.nodes.filter((n) => n.alive)
   }
 
-  /** The live node numerically closest to `key`: the root. */
+  /** The nodes routing counts: the live ones, and crashed ones whose failure is not noticed yet. */
+  routable(): SimNode[] {
+    return this.nodes.filter((n) => n.routable)
+  }
+
+  /** The routable node numerically closest to `key`: the root. */
   rootOf(key: Id): SimNode {
     let best: SimNode | undefined
-    for (const n of this.live())
+    for (const n of this.routable())
       if (best === undefined || compareDistance(key, n.handle.id, best.handle.id) < 0) best = n
     return best!
   }
 
-  /** Crashes a node: it is gone at once, as the routing layer will soon see it. */
-  crash(n: SimNode, tellFailure = false): void {
+  /**
+   * Crashes a node. By default routing forgets it at once, as the routing layer will soon; with
+   * `noticedAfterMs`, routing keeps sending to it (the messages are lost) for that long, and then
+   * every live node is told it failed.
+   */
+  crash(n: SimNode, tellFailure = false, noticedAfterMs?: number): void {
     n.alive = false
-    if (tellFailure)
-      for (const m of this.live()) this.input(m, (now) => m.machine.handleNodeFailed(now, n.handle))
+    const notice = () => {
+      n.routable = false
+      if (tellFailure || noticedAfterMs !== undefined)
+        for (const m of this.live()) this.input(m, (now) => m.machine.handleNodeFailed(now, n.handle))
+    }
+    if (noticedAfterMs === undefined) notice()
+    else this.at(this.now + noticedAfterMs, notice)
+  }
+
+  /** Runs `run` when virtual time reaches `at`. */
+  at(at: number, run: () => void): void {
+    this.#timers.push({ at, run })
+    this.#timers.sort((a, b) => a.at - b.at)
   }
 
   /** Runs a command or input at `now` and collects the node's events. */
@@ -125,18 +156,33 @@ export class Harness {
           timerNode = n
         }
       }
-      const at = Math.min(nextPacket, nextTimer)
+      const nextOwn = this.#timers.length > 0 ? this.#timers[0]!.at : Number.POSITIVE_INFINITY
+      const at = Math.min(nextPacket, nextTimer, nextOwn)
       if (at > end) break
       this.now = Math.max(this.now, at)
-      if (nextPacket <= nextTimer) this.#deliver(this.#queue.shift()!.p)
+      if (nextOwn <= nextPacket && nextOwn <= nextTimer) this.#timers.shift()!.run()
+      else if (nextPacket <= nextTimer) this.#deliver(this.#queue.shift()!.p)
       else this.input(timerNode!, (now) => timerNode!.machine.handleTimeout(now))
     }
     this.now = end
   }
 
-  #push(p: Packet): void {
-    this.#queue.push({ at: this.now + this.latencyMs, seq: this.#seq++, p })
-    // Stable by (time, seq): appends are already in order since latency is fixed.
+  #push(from: Id, to: Id, p: Packet): void {
+    if (this.jitterMs === 0) {
+      // Appends are already in (time, seq) order since latency is fixed.
+      this.#queue.push({ at: this.now + this.latencyMs, seq: this.#seq++, p })
+      return
+    }
+    const link = `${from.toHex()}>${to.toHex()}`
+    const at = Math.max(
+      this.now + this.latencyMs + this.rng.int(this.jitterMs + 1),
+      this.#linkLast.get(link) ?? 0,
+    )
+    this.#linkLast.set(link, at)
+    const item = { at, seq: this.#seq++, p }
+    let i = this.#queue.length
+    while (i > 0 && this.#queue[i - 1]!.at > at) i--
+    this.#queue.splice(i, 0, item)
   }
 
   #collect(n: SimNode): void {
@@ -168,7 +214,7 @@ export class Harness {
     if (decision.action === 'drop') return
     const payload = decision.action === 'replace' ? decision.payload : p.payload
     const to = decision.action === 'redirect' ? this.byId(decision.to.id)! : next
-    this.#push({ ...p, at: to, payload, hops: p.hops + 1 })
+    this.#push(at.handle.id, to.handle.id, { ...p, at: to, payload, hops: p.hops + 1 })
   }
 
   /** Prefix routing over the live nodes: a node sharing one more digit, else a numerically closer one. */
@@ -176,11 +222,10 @@ export class Harness {
     const root = this.rootOf(key)
     if (root.handle.id.equals(self)) return undefined
     const l = self.sharedPrefixLength(key, 4)
+    const longer = this.routable().filter((n) => n.handle.id.sharedPrefixLength(key, 4) > l)
+    if (this.randomHops && longer.length > 0) return longer[this.rng.int(longer.length)]
     let best: SimNode | undefined
-    for (const n of this.live()) {
-      if (n.handle.id.sharedPrefixLength(key, 4) <= l) continue
-      if (best === undefined || n.handle.id.compare(best.handle.id) < 0) best = n
-    }
+    for (const n of longer) if (best === undefined || n.handle.id.compare(best.handle.id) < 0) best = n
     return best ?? root
   }
 }
