@@ -484,7 +484,14 @@ test('churn: Poisson arrivals, sessions that end, leaves by fraction', () => {
   sim2.start(sim2.addNode())
   const rate = 10 // per second
   const meanMs = 5_000
-  sim2.startChurn({ arrivalsPerSec: rate, session: { kind: 'exponential', meanMs }, leaveFraction: 0.3 })
+  // The first node stays (`existingNodes: 'stay'`), so there is always one to join through: with a
+  // session of its own it may end before any arrival is active, and arrivals are then skipped.
+  sim2.startChurn({
+    arrivalsPerSec: rate,
+    session: { kind: 'exponential', meanMs },
+    leaveFraction: 0.3,
+    existingNodes: 'stay',
+  })
   sim2.runFor(100_000)
   const stats = sim2.churnStats()
   const n = stats.arrivals
