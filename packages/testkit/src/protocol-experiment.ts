@@ -28,6 +28,7 @@ import {
   randomId,
   resolveConfig,
 } from '@pastry/core'
+import type { EventOf } from './sim/contract.js'
 import { TYPE_SLOTS, trafficClass } from './sim/metrics.js'
 import type { SimReport } from './sim/simulator.js'
 import { Simulator } from './sim/simulator.js'
@@ -58,6 +59,15 @@ export interface ProtocolExperimentOptions {
   readonly measureMs?: number
   /** Virtual ms between lookups (default 1). */
   readonly lookupSpacingMs?: number
+  /**
+   * Lookups made as a DHT application makes them (default: off, one route per lookup). The root
+   * answers each delivered lookup with a direct message to its origin; an origin with no answer
+   * after `timeoutMs` routes the lookup again (a new message for the same key), up to `attempts`
+   * sends in all. The oracle counts a delivery of any copy as the lookup's, further ones as
+   * duplicates. This is the end-to-end recovery for a message lost with a node that crashed while
+   * holding it, which per-hop acknowledgements cannot cover.
+   */
+  readonly lookupRetry?: { readonly timeoutMs: number; readonly attempts: number }
   /** Protocol settings for every node. */
   readonly config?: Partial<ProtocolConfig>
   /** Pass every message through the codec (default false). */
@@ -108,6 +118,11 @@ export interface ProtocolExperimentReport {
   readonly byInactive: number
   /** Lookups whose origin reported `routeFailed` (they count as lost too). */
   readonly routeFailed: number
+  /** With `lookupRetry`: lookups sent again, and lookups first delivered by a copy sent again. */
+  readonly retried: number
+  readonly deliveredByRetry: number
+  /** With `lookupRetry`: lookups whose origin got the root's answer. */
+  readonly answered: number
   readonly hops: Distribution & { readonly max: number; readonly histogram: number[] }
   readonly rdp: Distribution
   readonly messages: {
@@ -173,7 +188,18 @@ export function runProtocolExperiment(options: ProtocolExperimentOptions): Proto
   const rng = createRng(options.seed).derive('experiment')
   // Room in the topology for churn arrivals: about n · duration / session of them.
   const arrivals = churn === undefined ? 0 : Math.ceil((2 * n * churn.durationMs) / churn.sessionMs) + 64
-  const sim = new Simulator<PastryNode>({
+  const retry = options.lookupRetry
+  if (
+    retry !== undefined &&
+    !(Number.isSafeInteger(retry.attempts) && retry.attempts >= 1 && retry.timeoutMs > 0)
+  )
+    throw new ConfigError(
+      `lookupRetry needs attempts ≥ 1 and timeoutMs > 0, got ${retry.attempts} and ${retry.timeoutMs}`,
+    )
+  /** With lookupRetry: 1 once the origin of lookup k has the root's answer. */
+  const answered: number[] = []
+  let answeredCount = 0
+  const sim: Simulator<PastryNode> = new Simulator<PastryNode>({
     seed: options.seed,
     topology: { kind: topologyKind, size: n + arrivals },
     network: { loss },
@@ -181,6 +207,25 @@ export function runProtocolExperiment(options: ProtocolExperimentOptions): Proto
     createNode: (ctx) =>
       new PastryNode({ id: ctx.id, address: ctx.address, rng: ctx.rng, config: nodeConfig }),
     tableStats: (node) => ({ leafSet: node.leafSet.size, routingTable: node.routingTable.size }),
+    ...(retry !== undefined && {
+      onEvent: (i: number, e: EventOf<PastryNode>, now: number) => {
+        if (e.type === 'deliver' && e.app === LOOKUP_APP && e.payload.length === 4) {
+          // The root answers the origin, echoing the lookup's number.
+          const to = e.origin
+          const payload = e.payload
+          sim.at(now, (s) => {
+            if (s.isAlive(i) && s.node(i)?.state === 'active')
+              s.command(i, (node, t) => node.send(t, to, LOOKUP_APP, payload))
+          })
+        } else if (e.type === 'direct' && e.app === LOOKUP_APP && e.payload.length === 4) {
+          const k = new DataView(e.payload.buffer, e.payload.byteOffset, 4).getUint32(0)
+          if (answered[k] === 0) {
+            answered[k] = 1
+            answeredCount++
+          }
+        }
+      },
+    }),
   })
   const progress = options.onProgress ?? (() => {})
 
@@ -256,7 +301,23 @@ export function runProtocolExperiment(options: ProtocolExperimentOptions): Proto
       live.sum += n
       live.samples++
       const from = s.oracle.randomLive(lookupRng)
-      if (from !== undefined) s.route(from, randomId(lookupRng), 'sim', EMPTY)
+      const key = randomId(lookupRng)
+      if (from === undefined) return
+      if (retry === undefined) s.route(from, key, LOOKUP_APP, EMPTY)
+      else {
+        const n = s.oracle.lookupCount
+        const payload = new Uint8Array(4)
+        new DataView(payload.buffer).setUint32(0, n)
+        answered[n] = 0
+        s.route(from, key, LOOKUP_APP, payload)
+        const again = (sent: number) => (t: Simulator<PastryNode>) => {
+          // Only an origin still active can ask again; one that crashed has lost its lookup.
+          if (answered[n] === 1 || sent >= retry.attempts || t.node(from)?.state !== 'active') return
+          t.route(from, key, LOOKUP_APP, payload, n)
+          t.at(t.now + retry.timeoutMs, again(sent + 1))
+        }
+        s.at(s.now + retry.timeoutMs, again(1))
+      }
       if (k % 1024 === 0) progress('lookups', k / lookups)
     })
   }
@@ -298,6 +359,9 @@ export function runProtocolExperiment(options: ProtocolExperimentOptions): Proto
     duplicates: summary.duplicates,
     byInactive: summary.byInactive,
     routeFailed: summary.failed,
+    retried: summary.retried,
+    deliveredByRetry: summary.deliveredByRetry,
+    answered: answeredCount,
     hops: report.hops,
     rdp: report.rdp,
     messages: {
@@ -325,6 +389,8 @@ export function runProtocolExperiment(options: ProtocolExperimentOptions): Proto
 }
 
 const EMPTY = new Uint8Array(0)
+/** The application name of the experiment's lookups. */
+const LOOKUP_APP = 'sim'
 
 /** Counters at one moment, for the traffic between two moments. */
 interface Snapshot {

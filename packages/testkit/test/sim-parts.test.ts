@@ -7,7 +7,14 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { createRng, encodeMessage, Id, type Message, type NodeHandle, type Rng, randomId } from '@pastry/core'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { drawFaults, EventQueue, messageSize, Oracle, QueueFullError } from '../src/sim/index.js'
+import {
+  DELIVERY_DUPLICATE,
+  drawFaults,
+  EventQueue,
+  messageSize,
+  Oracle,
+  QueueFullError,
+} from '../src/sim/index.js'
 import { SEED } from './_seed.js'
 
 const seed = `parts-${SEED}`
@@ -203,6 +210,33 @@ test('oracle: closestLive breaks a tie toward the smaller id', () => {
   assert.is(o2.closestLive(Id.ZERO), 1)
 })
 
+test('oracle: a lookup sent again counts once, by whichever copy arrives first', () => {
+  const ids = [Id.fromBigInt(100n), Id.fromBigInt(200n), Id.fromBigInt(300n)]
+  const oracle = oracleOver(ids)
+  for (let i = 0; i < 3; i++) oracle.add(i)
+  const key = Id.fromBigInt(210n) // closest live: node 1
+  const k = oracle.issue(0, 11, key, 0)
+  const other = oracle.issue(0, 12, key, 0)
+  oracle.retry(k, 0, 21)
+  oracle.retry(k, 0, 22) // a third send: still one retried lookup
+  assert.throws(() => oracle.retry(99, 0, 23), /no lookup 99/)
+  // The second copy arrives first; then the first copy, late: a duplicate.
+  assert.is(oracle.recordDelivery(1, true, 0, 21, key, 5, 2), k)
+  assert.is(oracle.recordDelivery(1, true, 0, 11, key, 6, 2), DELIVERY_DUPLICATE)
+  // The other lookup, never sent again, delivered by its own copy.
+  assert.is(oracle.recordDelivery(1, true, 0, 12, key, 7, 1), other)
+  const sum = oracle.summary()
+  assert.is(sum.issued, 2)
+  assert.is(sum.delivered, 2)
+  assert.is(sum.correct, 2)
+  assert.is(sum.duplicates, 1)
+  assert.is(sum.retried, 1)
+  assert.is(sum.deliveredByRetry, 1)
+  assert.is(sum.lost, 0)
+  assert.equal(oracle.lookup(k).deliveredAt, [1, 1])
+  assert.is(oracle.lookup(k).msgId, 11)
+})
+
 test('oracle: trueLeafSet equals brute force, small rings included', () => {
   const rng = createRng(`${seed}/leafset`)
   for (const [n, L] of [
@@ -286,6 +320,8 @@ test('oracle: lookups judged correct, incorrect, duplicate, untracked, lost', ()
     lost: 1,
     failed: 1,
     untracked: 2,
+    retried: 0,
+    deliveredByRetry: 0,
   })
   const r = oracle.lookup(k0)
   assert.equal(r.deliveredAt, [1, 1])

@@ -66,6 +66,10 @@ export interface LookupSummary {
   readonly failed: number
   /** `deliver` events that match no lookup issued through the simulator. */
   readonly untracked: number
+  /** Lookups sent again by their origin (`retry`), each counted once. */
+  readonly retried: number
+  /** Lookups whose first delivery was of a copy sent again, not of the first one. */
+  readonly deliveredByRetry: number
 }
 
 /** A node whose leaf set differs from the true one. */
@@ -126,6 +130,10 @@ export class Oracle {
   #byInactive = 0
   #failedCount = 0
   #untracked = 0
+  #retried = 0
+  #deliveredByRetry = 0
+  /** Lookups sent again at least once; their retry msgIds are in `#byOrigin` too. */
+  readonly #wasRetried = new Set<number>()
 
   /**
    * Makes an empty oracle. `idOf` gives the id of any node index ever added; the simulator passes
@@ -273,6 +281,25 @@ export class Oracle {
     return k
   }
 
+  /**
+   * Records that the origin of lookup `k` sent it again, as a new message `msgId` from node `from`:
+   * a delivery of either copy is a delivery of lookup `k` (the second one a duplicate). The
+   * simulator calls it from `route()` with `retryOf`.
+   */
+  retry(k: number, from: number, msgId: number): void {
+    if (!Number.isInteger(k) || k < 0 || k >= this.#n) throw new ConfigError(`no lookup ${k}`)
+    let m = this.#byOrigin[from]
+    if (m === undefined) {
+      m = new Map()
+      this.#byOrigin[from] = m
+    }
+    m.set(msgId, k)
+    if (!this.#wasRetried.has(k)) {
+      this.#wasRetried.add(k)
+      this.#retried++
+    }
+  }
+
   /** The lookup issued at `from` with `msgId`, or undefined. */
   findLookup(from: number, msgId: number): number | undefined {
     return this.#byOrigin[from]?.get(msgId)
@@ -316,6 +343,7 @@ export class Oracle {
       return DELIVERY_DUPLICATE
     }
     this.#delivered++
+    if (msgId !== this.#msgId[k]) this.#deliveredByRetry++
     this.#firstAt[k] = at
     this.#deliveryTime[k] = now
     this.#hops[k] = hops
@@ -363,6 +391,8 @@ export class Oracle {
       lost: this.#n - this.#delivered,
       failed: this.#failedCount,
       untracked: this.#untracked,
+      retried: this.#retried,
+      deliveredByRetry: this.#deliveredByRetry,
     }
   }
 

@@ -625,15 +625,21 @@ export class Simulator<N extends SimNode = SimNode> {
 
   /**
    * Routes `key` from node `from` and returns the origin's msgId. The oracle records it as a lookup
-   * and judges its deliveries; its hops and RDP go to the metrics.
+   * and judges its deliveries; its hops and RDP go to the metrics. With `retryOf`, the message is
+   * lookup `retryOf` sent again by its origin (a new msgId for the same lookup; see `Oracle.retry`).
    */
-  route(from: number, key: Id, app = 'sim', payload: Uint8Array = EMPTY): number {
+  route(from: number, key: Id, app = 'sim', payload: Uint8Array = EMPTY, retryOf?: number): number {
     const node = this.#requireAlive(from)
     this.#trace(H_ROUTE, from, -1, key.w3)
     this.#cur = from
     this.#during = 'route'
     try {
       const msgId = node.route(this.#now, key, app, payload)
+      if (retryOf !== undefined) {
+        this.oracle.retry(retryOf, from, msgId)
+        this.#afterInput(from, node)
+        return msgId
+      }
       const lookup = this.oracle.issue(from, msgId, key, this.#now)
       const fk = `${this.#addresses[from]!}|${key.toHex()}`
       if (this.#maxFlows > 0 && !this.#flows.has(fk)) {
