@@ -22,7 +22,8 @@
  *
  * Trees (Scribe). A topic's id is `hashId(name)`; its root is the node where a message routed to
  * that id is delivered. SUBSCRIBE is routed to the id. At each hop (`handleForward`) a node already
- * in the tree records the subscriber as a child and drops the message; any other node records it,
+ * in the tree records the subscriber as a child and drops the message (unless the subscriber is
+ * on its path from the root: an ancestor's SUBSCRIBE passes by); any other node records it,
  * becomes a forwarder, and lets the message go on with itself as the subscriber. Where it is
  * delivered, the node becomes the root. A child learns its parent from a `subscribeAck`, sent as
  * soon as the parent is itself attached; the ack carries the parent's path from the root (to catch
@@ -740,14 +741,16 @@ export class PubSubMachine {
         let t = this.#topics.get(m.topic)
         // A message for this topic going past this node: another node is the root.
         if (t?.isRoot === true) this.#notRoot(t)
-        const ancestor = t !== undefined && isAncestor(t, s)
-        if (t !== undefined && (t.parent !== undefined || t.joining !== undefined) && !ancestor) {
+        // A SUBSCRIBE from one of this node's ancestors (one that lost its own parent) passes by:
+        // taken here, it would hang the ancestor below its own subtree, a cycle cut off from the
+        // root for as long as routes from the subtree keep meeting the subtree.
+        if (t !== undefined && isAncestor(t, s)) return CONTINUE
+        if (t !== undefined && (t.parent !== undefined || t.joining !== undefined)) {
           this.#addChild(now, t, s, m.redirects)
           return DROP
         }
         t ??= this.#ensureTopic(now, m.topic)
         if (t === undefined) return CONTINUE // no room: let it pass, the next hop takes it
-        if (ancestor && t.parent !== undefined) this.#detach(now, t, true)
         this.#addChild(now, t, s, 0)
         // This node subscribes onward, with this very message.
         t.joining = { attempts: 1, deadline: now + this.config.subscribeTimeoutMs, reported: false }

@@ -540,6 +540,51 @@ m('heads that arrive while a shorter replay request is open are asked for too', 
   assert.equal(got, [3, 4, 5, 6])
 })
 
+m(
+  "a SUBSCRIBE from one of the node's ancestors passes by: the node neither takes it nor leaves its parent",
+  () => {
+    // Regression (`pastry sim --pubsub --fail 0.1`, seed pubsub-crash-1202374873): a forwarder whose
+    // parent crashed subscribed again, and its route met one of its own descendants, which took it
+    // (or detached and subscribed onward, only to be taken by another descendant). The ack's path
+    // showed the cycle, the forwarder left, and the retry met the same descendant: the whole
+    // subtree stayed cut off from the root and missed every message published meanwhile.
+    const mk = (n: number): NodeHandle => ({ id: hashId(`anc-${n}`), address: `sim:${n}` })
+    const [self, parent, ancestor, stranger] = [mk(1), mk(2), mk(3), mk(4)]
+    const machine = new PubSubMachine({
+      host: { handle: self, route: () => {}, send: () => {} },
+      config: FAST,
+    })
+    let now = 0
+    machine.subscribe(now, 'a')
+    // Attached below `parent`, whose own path from the root runs through `ancestor`.
+    machine.handleDirect(
+      ++now,
+      encodePubSub({ type: 'subscribeAck', topic: 'a', path: [ancestor.id, parent.id], heads: [] }),
+      parent,
+    )
+    assert.ok(machine.parentOf('a')?.id.equals(parent.id))
+    const subscribe = (from: NodeHandle) => ({
+      msgId: 1,
+      key: hashId('a'),
+      app: 'pubsub',
+      payload: encodePubSub({ type: 'subscribe', topic: 'a', subscriber: from, redirects: 0 }),
+      origin: from,
+      hops: 1,
+    })
+    const passed = machine.handleForward(++now, subscribe(ancestor), stranger)
+    assert.is(passed.action, 'continue')
+    assert.equal(machine.childrenOf('a'), [])
+    assert.ok(machine.parentOf('a')?.id.equals(parent.id), 'still attached to its parent')
+    // Anyone else is taken as a child, as before.
+    const taken = machine.handleForward(++now, subscribe(stranger), parent)
+    assert.is(taken.action, 'drop')
+    assert.equal(
+      machine.childrenOf('a').map((c) => c.address),
+      [stranger.address],
+    )
+  },
+)
+
 m('bad payloads are counted and ignored; the machine goes on', () => {
   const h = build('bad', 4)
   const n = h.nodes[0]!

@@ -36,6 +36,8 @@ Options:
   --loss P                  message loss probability                          (protocol mode)
   --churn-session-min M     mean session time of churn, in minutes           (protocol mode)
   --duration-min D          simulated churn duration, in minutes              (protocol mode)
+  --lookup-retry-ms MS      lookups as requests: the root answers the origin, and an origin with
+                            no answer after MS sends the lookup again, 3 sends at most (protocol mode)
   --pubsub                  the pub/sub experiment: Scribe trees and Peter delivery over the
                             protocol (with --topics, --publishes, --fail)
   --topics T                topics, subscribers per topic Zipf-like (default 100)   (--pubsub)
@@ -48,7 +50,9 @@ Without --static, nodes join one by one (overlapping) through the real protocol 
 deterministic simulator; the overlay settles, --fail crashes a fraction at once and lets it be
 repaired, churn runs if asked, and then the lookups are routed.`
 
-const PROTOCOL_ONLY = ['fail', 'loss', 'churn-session-min', 'duration-min'] as const
+const PROTOCOL_ONLY = ['fail', 'loss', 'churn-session-min', 'duration-min', 'lookup-retry-ms'] as const
+/** Sends of a lookup at most with --lookup-retry-ms. */
+const LOOKUP_ATTEMPTS = 3
 
 function intOption(
   name: string,
@@ -105,6 +109,7 @@ export async function runSim(argv: readonly string[]): Promise<number> {
   const loss = fractionOption('loss', v.loss)
   const churnSessionMin = positiveOption('churn-session-min', v['churn-session-min'])
   const churnDurationMin = positiveOption('duration-min', v['duration-min'])
+  const lookupRetryMs = positiveOption('lookup-retry-ms', v['lookup-retry-ms'])
   if ((churnSessionMin === undefined) !== (churnDurationMin === undefined)) {
     throw new UsageError('--churn-session-min and --duration-min go together')
   }
@@ -117,6 +122,7 @@ export async function runSim(argv: readonly string[]): Promise<number> {
       'loss',
       'churn-session-min',
       'duration-min',
+      'lookup-retry-ms',
       'lookups',
       'no-pns',
     ] as const) {
@@ -171,6 +177,9 @@ export async function runSim(argv: readonly string[]): Promise<number> {
             ...(churnSessionMin === undefined
               ? {}
               : { churnSessionMin, churnDurationMin: churnDurationMin! }),
+            ...(lookupRetryMs === undefined
+              ? {}
+              : { lookupRetry: { timeoutMs: lookupRetryMs, attempts: LOOKUP_ATTEMPTS } }),
           })
   } finally {
     progress.done()
@@ -203,6 +212,7 @@ function parse(argv: readonly string[]) {
       loss: { type: 'string' },
       'churn-session-min': { type: 'string' },
       'duration-min': { type: 'string' },
+      'lookup-retry-ms': { type: 'string' },
       static: { type: 'boolean' },
       pubsub: { type: 'boolean' },
       topics: { type: 'string' },
@@ -270,6 +280,11 @@ function formatProtocolReport(r: ProtocolExperimentReport & { wallMs: number; pe
     `seed ${r.seed}`,
     '',
     `lookups     ${r.lookups}   delivered ${r.delivered}   correct ${r.correct} (${pct(r.correct)})   incorrect ${r.incorrect}   lost ${r.lost}`,
+    ...(r.retried > 0 || r.answered > 0
+      ? [
+          `retries     sent again ${r.retried}   delivered first by a copy sent again ${r.deliveredByRetry}   answered at the origin ${r.answered}   duplicates ${r.duplicates}`,
+        ]
+      : []),
     `hops        mean ${r.hops.mean.toFixed(3)}   p50 ${r.hops.p50}   p99 ${r.hops.p99}   max ${r.hops.max}   (log_${1 << r.b} N = ${(Math.log(r.nodes) / Math.log(1 << r.b)).toFixed(3)})`,
     `histogram   ${r.hops.histogram.map((c, h) => `${h}:${c}`).join('  ')}`,
     `RDP         mean ${r.rdp.mean.toFixed(3)}   p50 ${r.rdp.p50.toFixed(3)}   p99 ${r.rdp.p99.toFixed(3)}`,

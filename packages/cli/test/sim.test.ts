@@ -284,6 +284,42 @@ test('sim (protocol mode) --json --out: nodes join through the protocol; files r
   assert.is(recount, report.correct)
 })
 
+test('sim --lookup-retry-ms: roots answer, unanswered lookups are sent again, each counted once', () => {
+  // Under 5 % loss some answers (direct messages, not acknowledged) are lost, so some lookups are
+  // sent again although delivered: each such copy is a duplicate, not a second lookup.
+  const args = [
+    '--nodes',
+    '80',
+    '--lookups',
+    '400',
+    '--loss',
+    '0.05',
+    '--lookup-retry-ms',
+    '3000',
+    '--seed',
+    '4',
+  ]
+  const run = sim([...args, '--json'])
+  assert.is(run.status, 0, run.stderr)
+  const r = JSON.parse(run.stdout)
+  const what = JSON.stringify({
+    retried: r.retried,
+    answered: r.answered,
+    duplicates: r.duplicates,
+    lost: r.lost,
+  })
+  assert.is(r.lookups, 400)
+  assert.is(r.lost, 0, what)
+  assert.is(r.incorrect, 0, what)
+  assert.ok(r.answered > 0.9 * r.lookups && r.answered <= r.lookups, what)
+  // Every lookup the origin had no answer for was sent again (no origin crashes here).
+  assert.ok(r.retried >= r.lookups - r.answered, what)
+  assert.ok(r.deliveredByRetry <= r.retried, what)
+  const text = sim(args)
+  assert.is(text.status, 0, text.stderr)
+  assert.ok(text.stdout.includes(`retries     sent again ${r.retried}`), text.stdout)
+})
+
 test('sim --static without --json prints a readable summary', () => {
   const run = sim(['--static', '--nodes', '50', '--lookups', '100', '--seed', '9'])
   assert.is(run.status, 0, run.stderr)
@@ -304,6 +340,8 @@ test('bad options exit 2 with a message on stderr and nothing on stdout', async 
     [['--nodes', '10', '--loss=-0.1'], /--loss must be a number in \[0, 1\)/],
     [['--nodes', '10', '--churn-session-min', '30'], /--churn-session-min and --duration-min go together/],
     [['--static', '--fail', '0.1'], /--fail needs the protocol simulation/],
+    [['--nodes', '10', '--lookup-retry-ms', '0'], /--lookup-retry-ms must be a positive number/],
+    [['--static', '--lookup-retry-ms', '500'], /--lookup-retry-ms needs the protocol simulation/],
   ]
   const runs = await Promise.all(cases.map(([args]) => simAsync([...args, '--seed', '1'])))
   cases.forEach(([args, message], i) => {
