@@ -741,10 +741,12 @@ export class PubSubMachine {
         let t = this.#topics.get(m.topic)
         // A message for this topic going past this node: another node is the root.
         if (t?.isRoot === true) this.#notRoot(t)
-        // A SUBSCRIBE from one of this node's ancestors (one that lost its own parent) passes by:
-        // taken here, it would hang the ancestor below its own subtree, a cycle cut off from the
-        // root for as long as routes from the subtree keep meeting the subtree.
-        if (t !== undefined && isAncestor(t, s)) return CONTINUE
+        // A SUBSCRIBE for one of this node's ancestors (one that lost its own parent, as the
+        // subscriber or earlier in the chain) passes by: taken here, it would hang the ancestor
+        // below its own subtree, a cycle cut off from the root for as long as routes from the
+        // subtree keep meeting the subtree.
+        if (t !== undefined && (isAncestor(t, s) || m.chain.some((id) => containsId(t!.parentPath, id))))
+          return CONTINUE
         if (t !== undefined && (t.parent !== undefined || t.joining !== undefined)) {
           this.#addChild(now, t, s, m.redirects)
           return DROP
@@ -756,7 +758,13 @@ export class PubSubMachine {
         t.joining = { attempts: 1, deadline: now + this.config.subscribeTimeoutMs, reported: false }
         return {
           action: 'replace',
-          payload: encodePubSub({ type: 'subscribe', topic: m.topic, subscriber: this.#self, redirects: 0 }),
+          payload: encodePubSub({
+            type: 'subscribe',
+            topic: m.topic,
+            subscriber: this.#self,
+            redirects: 0,
+            chain: extendChain(m.chain, s.id),
+          }),
         }
       }
       case 'publish': {
@@ -834,6 +842,7 @@ export class PubSubMachine {
           topic: m.topic,
           subscriber: this.#self,
           redirects: m.redirects,
+          chain: [],
         })
         return
       }
@@ -997,7 +1006,7 @@ export class PubSubMachine {
     this.host.route(
       now,
       t.id,
-      encodePubSub({ type: 'subscribe', topic: t.name, subscriber: this.#self, redirects: 0 }),
+      encodePubSub({ type: 'subscribe', topic: t.name, subscriber: this.#self, redirects: 0, chain: [] }),
     )
   }
 
@@ -1729,6 +1738,12 @@ function keyMatches(key: Id, topic: string): boolean {
     topicIds.set(topic, id)
   }
   return id.equals(key)
+}
+
+/** `chain` with `id` added at the end, keeping the latest `MAX_PATH_IDS`. */
+function extendChain(chain: readonly Id[], id: Id): Id[] {
+  const out = [...chain, id]
+  return out.length > MAX_PATH_IDS ? out.slice(out.length - MAX_PATH_IDS) : out
 }
 
 function isAncestor(t: Topic, s: NodeHandle): boolean {

@@ -60,6 +60,12 @@ export type PubSubWireMessage =
       readonly topic: string
       readonly subscriber: NodeHandle
       readonly redirects: number
+      /**
+       * The nodes this SUBSCRIBE went on for, oldest first: a node that takes a subscriber in and
+       * subscribes onward adds that subscriber (at most `MAX_PATH_IDS`, the latest kept). A tree
+       * node lets the message pass when one of them, or the subscriber, is its ancestor.
+       */
+      readonly chain: readonly Id[]
     }
   /** Parent to child: you are attached. `path` is the parent's path from the root, root first. */
   | {
@@ -212,7 +218,7 @@ function dm(m: DataMessage): unknown[] {
 function fields(m: PubSubWireMessage): unknown[] {
   switch (m.type) {
     case 'subscribe':
-      return [m.topic, h(m.subscriber), m.redirects]
+      return [m.topic, h(m.subscriber), m.redirects, ids(m.chain)]
     case 'subscribeAck':
       return [m.topic, ids(m.path), m.heads.map((x) => [h(x.publisher), u(x.epoch), u(x.seq)])]
     case 'subscribeRedirect':
@@ -404,12 +410,13 @@ function dataMessage(x: unknown): DataMessage {
 function shape(type: PubSubWireType, f: unknown[]): PubSubWireMessage {
   switch (type) {
     case 'subscribe':
-      arr(f, 3, type)
+      arr(f, 4, type)
       return {
         type,
         topic: topic(f[0]),
         subscriber: handle(f[1], 'subscriber'),
         redirects: uint(f[2], 255, 'redirects'),
+        chain: idList(f[3], MAX_PATH_IDS, 'chain'),
       }
     case 'subscribeAck': {
       arr(f, 3, type)

@@ -145,7 +145,7 @@ m('max-children hands a new child to the nearest existing child when the host me
       msgId: i,
       key: hashId(topic),
       app: 'pubsub',
-      payload: encodePubSub({ type: 'subscribe', topic, subscriber: handle(i), redirects: 0 }),
+      payload: encodePubSub({ type: 'subscribe', topic, subscriber: handle(i), redirects: 0, chain: [] }),
       origin: handle(i),
       hops: 1,
     })
@@ -563,11 +563,17 @@ m(
       parent,
     )
     assert.ok(machine.parentOf('a')?.id.equals(parent.id))
-    const subscribe = (from: NodeHandle) => ({
+    const subscribe = (from: NodeHandle, chain: NodeHandle[] = []) => ({
       msgId: 1,
       key: hashId('a'),
       app: 'pubsub',
-      payload: encodePubSub({ type: 'subscribe', topic: 'a', subscriber: from, redirects: 0 }),
+      payload: encodePubSub({
+        type: 'subscribe',
+        topic: 'a',
+        subscriber: from,
+        redirects: 0,
+        chain: chain.map((c) => c.id),
+      }),
       origin: from,
       hops: 1,
     })
@@ -575,6 +581,11 @@ m(
     assert.is(passed.action, 'continue')
     assert.equal(machine.childrenOf('a'), [])
     assert.ok(machine.parentOf('a')?.id.equals(parent.id), 'still attached to its parent')
+    // The same when the ancestor's SUBSCRIBE was taken in by a node outside this subtree, which
+    // subscribes onward for it (seed pubsub-crash-28: a cycle of three).
+    const relayed = machine.handleForward(++now, subscribe(stranger, [ancestor]), stranger)
+    assert.is(relayed.action, 'continue')
+    assert.equal(machine.childrenOf('a'), [])
     // Anyone else is taken as a child, as before.
     const taken = machine.handleForward(++now, subscribe(stranger), parent)
     assert.is(taken.action, 'drop')

@@ -13,7 +13,8 @@ const big = 2 ** 40 + 7
 const data = new Uint8Array([1, 2, 3])
 
 const SAMPLES: PubSubWireMessage[] = [
-  { type: 'subscribe', topic: 'news', subscriber: a, redirects: 2 },
+  { type: 'subscribe', topic: 'news', subscriber: a, redirects: 2, chain: [] },
+  { type: 'subscribe', topic: 'news', subscriber: a, redirects: 0, chain: [a.id, b.id] },
   { type: 'subscribeAck', topic: 'news', path: [a.id, b.id], heads: [{ publisher: b, epoch: 7, seq: big }] },
   { type: 'subscribeRedirect', topic: 'news', to: b, redirects: 1 },
   { type: 'subscribeNack', topic: 'news' },
@@ -57,11 +58,11 @@ w('bad input is refused with a typed error, never thrown', () => {
     assert.not.ok(r.ok)
     if (!r.ok) assert.is(r.error.code, code, Buffer.from(bytes).toString('hex'))
   }
-  const tooBig = decodePubSub(encodePubSub(SAMPLES[8]!), 10)
+  const tooBig = decodePubSub(encodePubSub(SAMPLES.find((m) => m.type === 'subscribeAck')!), 10)
   assert.ok(!tooBig.ok && tooBig.error.code === 'TOO_LARGE')
-  // A subscriber id of 15 bytes: [1, 1, "t", [h'00…' (15), "a"], 0].
+  // A subscriber id of 15 bytes: [1, 1, "t", [h'00…' (15), "a"], 0, []].
   const shortId = new Uint8Array([
-    0x85,
+    0x86,
     0x01,
     0x01,
     0x61,
@@ -72,6 +73,7 @@ w('bad input is refused with a typed error, never thrown', () => {
     0x61,
     0x61,
     0x00,
+    0x80,
   ])
   const r = decodePubSub(shortId, 100)
   assert.ok(!r.ok && r.error.code === 'BAD_FIELD')
