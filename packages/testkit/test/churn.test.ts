@@ -282,7 +282,9 @@ test('churn in the protocol experiment: the overlay stays near N and the report 
   assert.is(churn.existing, nodes)
   // The initial nodes departed too: in 10 min of 5-min sessions, 2n (1 − …) sessions end.
   assert.ok(churn.crashes > nodes, `${JSON.stringify(churn)} (seed ${s})`)
-  const bound = 5 * Math.sqrt(nodes)
+  // The extremes over the whole phase, not one sample: 6 sd keeps the first passage to the bound
+  // near 10^-7 per run (5 sd gave about 10^-5).
+  const bound = 6 * Math.sqrt(nodes)
   assert.ok(
     phase.live.min >= nodes - bound - 10 && phase.live.max <= nodes + bound,
     `live ${JSON.stringify(phase.live)} (seed ${s})`,

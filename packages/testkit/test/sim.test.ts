@@ -502,7 +502,8 @@ test('churn: Poisson arrivals, sessions that end, leaves by fraction', () => {
   const gaps = arrivals.slice(2).map((t, k) => t - arrivals[k + 1]!)
   const mean = gaps.reduce((a, b) => a + b, 0) / gaps.length
   const sd = Math.sqrt(gaps.reduce((a, g) => a + (g - mean) ** 2, 0) / gaps.length)
-  assert.ok(Math.abs(mean - 100) < 15, `mean gap ${mean}`)
+  // About 100 000 ms / n with n ~ Poisson(1000): ±20 ms fails only when n is 5 sd off or more.
+  assert.ok(Math.abs(mean - 100) < 20, `mean gap ${mean}`)
   assert.ok(Math.abs(sd / mean - 1) < 0.2, `cv ${sd / mean}`)
   // Sessions end: about rate × mean session = 50 churned nodes alive in steady state.
   const ended = stats.crashes + stats.leaves
