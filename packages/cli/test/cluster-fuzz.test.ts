@@ -123,6 +123,9 @@ fuzz('random and mutated frames over a handshaken connection', async () => {
   }
 })
 
+/** How long the node may take to close every hostile connection (its own timeouts are seconds). */
+const CLOSE_BOUND_MS = 60_000
+
 fuzz('an oversized length prefix, half-open and idle connections, and 200 silent ones', async () => {
   const oversized = await rawConnect(target.address)
   oversized.write(Buffer.from([0xff, 0xff, 0xff, 0xff, 1, 2, 3]))
@@ -140,8 +143,19 @@ fuzz('an oversized length prefix, half-open and idle connections, and 200 silent
   )
   // The node keeps serving while they hang on.
   await assertRoutingCorrect('with 202 hostile connections open')
-  // The node cuts every one of them off by its own timeouts, without help from this side.
-  await Promise.all(closedByNode)
+  // The node cuts every one of them off by its own timeouts, without help from this side. The
+  // wait is bounded, so that a node that never does fails the test rather than hangs the run.
+  let guard: NodeJS.Timeout | undefined
+  const bounded = new Promise<'timeout'>((resolve) => {
+    guard = setTimeout(() => resolve('timeout'), CLOSE_BOUND_MS)
+  })
+  const outcome = await Promise.race([Promise.all(closedByNode).then(() => 'closed' as const), bounded])
+  clearTimeout(guard)
+  if (outcome === 'timeout') {
+    const open = all.filter((s) => !s.closed).length
+    for (const s of all) s.destroy()
+    assert.unreachable(`${open} of ${all.length} hostile connections still open after ${CLOSE_BOUND_MS} ms`)
+  }
   await assertRoutingCorrect('after the node closed them')
   const status = await admin<{ state: string }>(target, '/status')
   assert.is(status.state, 'active')
