@@ -130,7 +130,6 @@ export class Oracle {
   #byInactive = 0
   #failedCount = 0
   #untracked = 0
-  #retried = 0
   #deliveredByRetry = 0
   /** Lookups sent again at least once; their retry msgIds are in `#byOrigin` too. */
   readonly #wasRetried = new Set<number>()
@@ -294,10 +293,7 @@ export class Oracle {
       this.#byOrigin[from] = m
     }
     m.set(msgId, k)
-    if (!this.#wasRetried.has(k)) {
-      this.#wasRetried.add(k)
-      this.#retried++
-    }
+    this.#wasRetried.add(k)
   }
 
   /** The lookup issued at `from` with `msgId`, or undefined. */
@@ -391,7 +387,7 @@ export class Oracle {
       lost: this.#n - this.#delivered,
       failed: this.#failedCount,
       untracked: this.#untracked,
-      retried: this.#retried,
+      retried: this.#wasRetried.size,
       deliveredByRetry: this.#deliveredByRetry,
     }
   }
