@@ -137,6 +137,8 @@ const MAINTENANCE: ReadonlySet<string> = new Set([
   'heartbeat',
   'probe',
   'probeReply',
+  'indirectProbe',
+  'indirectProbeReply',
   'leafSetRequest',
   'leafSetReply',
   'rowRequest',

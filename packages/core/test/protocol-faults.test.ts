@@ -5,7 +5,7 @@
 // stated virtual time. PASTRY_SEED=<seed> replays a run (convention 7).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { createRng, Id, type Message, type ProtocolConfig, randomId } from '../src/index.js'
+import { compareDistance, createRng, Id, type Message, type ProtocolConfig, randomId } from '../src/index.js'
 import { Driver, defaultLatency, FAST, type Lookup, mod128 } from './_driver.js'
 import { SEED } from './_seed.js'
 
@@ -18,8 +18,13 @@ const PROBE = FAST.probeTimeoutMs!
 const TLT = 2.5 * TLS
 /** The tick: min(Tls, leafSetTimeoutMs) / 2. */
 const TICK = TLS / 2
-/** How long a crash takes to be declared, at worst: silence, a tick, then 1 + probeRetries probes. */
-const DETECT = TLT + TICK + 3 * PROBE
+/** The second opinion before a leaf's verdict: the helpers' probes time out, answers come back. */
+const INDIRECT = 2 * PROBE
+/**
+ * How long a crash takes to be declared, at worst: silence, a tick, 1 + probeRetries probes, then
+ * the helpers' probes.
+ */
+const DETECT = TLT + TICK + 3 * PROBE + INDIRECT
 
 function assertPerfect(d: Driver, lookups: readonly Lookup[], what: string): void {
   const r = d.report(lookups)
@@ -439,9 +444,11 @@ test(
     let lastHeard = Number.NEGATIVE_INFINITY
     let silent = false
     const probes: number[] = []
+    const helpers: { at: number; to: number }[] = []
     d.watch((s) => {
       if (s.from === m && s.to === x && !silent) lastHeard = Math.max(lastHeard, s.at + defaultLatency(m, x))
       if (s.from === x && s.to === m && s.message.type === 'probe') probes.push(s.at)
+      if (s.from === x && s.message.type === 'indirectProbe') helpers.push({ at: s.at, to: s.to })
     })
     d.runFor(2 * TLS)
     // m goes silent: it still hears everything, but nothing it sends arrives.
@@ -456,12 +463,31 @@ test(
       `suspected ${tSuspect - lastHeard} ms after last hearing`,
     )
     assert.ok(d.node(x).leafSet.contains(d.node(m).id), 'a suspected leaf stays in the leaf set')
-    d.runUntilTrue(() => nodeFailedFor(d, x, m).length > 0, (retries + 2) * PROBE)
+    d.runUntilTrue(() => nodeFailedFor(d, x, m).length > 0, (retries + 1) * PROBE + INDIRECT + 1)
     const tFailed = d.now
-    const sent = probes.filter((t) => t >= tSuspect)
+    // After the last probe's timeout, the members nearest m are asked to probe it; each answers
+    // "not alive" once its own probe times out, and the last answer is the verdict. (Meanwhile
+    // x may probe m for other members that suspect m too.)
+    const tAsked = tSuspect + (retries + 1) * PROBE
+    const sent = probes.filter((t) => t >= tSuspect && t < tAsked)
     assert.is(sent.length, retries + 1, `probes at ${sent.map((t) => t - tSuspect)}`)
     for (const [k, t] of sent.entries()) assert.is(t, tSuspect + k * PROBE)
-    assert.is(tFailed, tSuspect + (retries + 1) * PROBE)
+    const asked = helpers.map((h) => h.to)
+    assert.equal(
+      helpers.map((h) => h.at),
+      asked.map(() => tAsked),
+    )
+    const nearest = d
+      .node(x)
+      .leafSet.members()
+      .map((n) => d.indexOf(n.id))
+      .filter((i) => i !== m)
+      .sort((a, b) => compareDistance(d.node(m).id, d.node(a).id, d.node(b).id))
+    assert.equal(asked, nearest.slice(0, d.node(x).config.indirectProbes), 'the members nearest m are asked')
+    const slowest = Math.max(...asked.map((h) => defaultLatency(x, h) + defaultLatency(h, x)))
+    // A helper that already had a probe in flight to m (it suspects m too) answers when that one
+    // times out, sooner than a probe of its own would.
+    assert.ok(tFailed > tAsked && tFailed <= tAsked + PROBE + slowest, `declared at ${tFailed - tAsked} ms`)
     assert.not.ok(d.node(x).leafSet.contains(d.node(m).id))
     assert.not.ok(d.node(x).isSuspected(d.node(m).id))
     assert.ok(tSilent < tSuspect)
@@ -523,7 +549,8 @@ test(
 )
 
 test(named('liveness: a live node wrongly declared failed is taken back within a few Tls'), () => {
-  const d = overlay('false-verdict', 30)
+  // Without second opinions, so that one broken path makes the wrong verdict.
+  const d = overlay('false-verdict', 30, { indirectProbes: 0 })
   const a = 3
   // A far member of a's, which therefore never heartbeats a.
   const x = d.indexOf(d.node(a).leafSet.cw(d.node(a).config.heartbeatNeighbours).id)
@@ -549,6 +576,100 @@ test(named('liveness: a live node wrongly declared failed is taken back within a
   d.runUntilQuiet()
   assertPerfect(d, lookups, 'after a wrong verdict')
 })
+
+test(named('liveness: a leaf that one node cannot hear is vouched for by other members and kept'), () => {
+  // The scenario of the test above, with second opinions on (the default): x's path to a is
+  // broken, the rest of the overlay hears x. a must not declare x failed, which would hand x's keys
+  // to a neighbour of x's, and routing must stay correct while the path stays broken.
+  const d = overlay('vouched', 30)
+  const a = 3
+  const x = d.indexOf(d.node(a).leafSet.cw(d.node(a).config.heartbeatNeighbours).id)
+  const replies: { from: number; alive: boolean }[] = []
+  d.watch((s) => {
+    if (s.to === a && s.message.type === 'indirectProbeReply')
+      replies.push({ from: s.from, alive: s.message.alive })
+  })
+  d.drop((s) => s.from === x && s.to === a)
+  d.inject(a, {
+    type: 'heartbeat',
+    from: d.node(d.indexOf(d.node(a).leafSet.cw(0).id)).handle,
+    leafSet: d
+      .node(a)
+      .leafSet.members()
+      .filter((m) => !m.id.equals(d.node(x).id)),
+  })
+  d.runFor(4 * PROBE + INDIRECT)
+  assert.ok(replies.length > 0, 'a asked other members about x')
+  assert.ok(
+    replies.some((r) => r.alive),
+    `a helper vouched for x: ${JSON.stringify(replies)}`,
+  )
+  assert.equal(nodeFailedFor(d, a, x), [], 'a declared x failed')
+  assert.ok(d.node(a).leafSet.contains(d.node(x).id))
+  assert.not.ok(d.node(a).isSuspected(d.node(x).id), 'the vouch cleared the suspicion')
+  // The path stays broken for several Tls: a keeps x, and lookups from everywhere, a included, of
+  // keys x owns among them, land at the right node.
+  const lookups = [...d.randomLookups(200, 1), d.route(a, d.node(x).id)]
+  d.runFor(6 * TLS)
+  d.runUntilQuiet()
+  assert.equal(nodeFailedFor(d, a, x), [], 'a declared x failed later on')
+  assertPerfect(d, lookups, 'with the path from x to a broken')
+})
+
+test(
+  named('indirect probe: a helper answers for a live target, against a crashed one, and within bounds'),
+  () => {
+    const d = overlay('helper', 20)
+    const asker = 2
+    const helper = 5
+    const live = 9
+    const dead = 13
+    d.crash(dead)
+    const answers: Message[] = []
+    let probesByHelper = 0
+    d.watch((s) => {
+      if (s.from === helper && s.to === asker && s.message.type === 'indirectProbeReply')
+        answers.push(s.message)
+      if (s.from === helper && s.message.type === 'probe') probesByHelper++
+    })
+    const ask = (nonce: number, target: number) =>
+      d.inject(helper, {
+        type: 'indirectProbe',
+        from: d.node(asker).handle,
+        nonce,
+        target: d.node(target).handle,
+      })
+    ask(1, live)
+    ask(2, dead)
+    ask(3, helper)
+    d.runFor(PROBE + 200)
+    const byNonce = new Map(answers.map((m) => [(m as { nonce: number }).nonce, m]))
+    assert.equal(byNonce.get(1), {
+      type: 'indirectProbeReply',
+      from: d.node(helper).handle,
+      nonce: 1,
+      target: d.node(live).id,
+      alive: true,
+    })
+    assert.is((byNonce.get(2) as { alive: boolean }).alive, false, 'the crashed target did not answer')
+    assert.is((byNonce.get(3) as { alive: boolean }).alive, true, 'a helper asked about itself is alive')
+    assert.is(answers.length, 3, 'one answer per request')
+    // A flood of requests for nodes that do not exist: the helper probes a bounded number of them at
+    // once, answers each probed one, ignores the rest, and keeps working.
+    answers.length = 0
+    probesByHelper = 0
+    const fakes = Array.from({ length: 500 }, (_, k) => ({ id: randomId(d.rng), address: `n${d.nodes.length + k}` }))
+    for (const [k, target] of fakes.entries())
+      d.inject(helper, { type: 'indirectProbe', from: d.node(asker).handle, nonce: 100 + k, target })
+    assert.ok(probesByHelper <= 64, `${probesByHelper} probes for the flood`)
+    d.runFor(PROBE + 200)
+    assert.is(answers.length, probesByHelper)
+    assert.ok(answers.every((m) => !(m as { alive: boolean }).alive))
+    const lookups = d.randomLookups(100, 1)
+    d.runUntilQuiet()
+    assertPerfect(d, lookups, 'after the flood')
+  },
+)
 
 test(
   named('regression: a suspected node heard from while its probes went unanswered was declared failed'),
@@ -815,7 +936,7 @@ test(named('bad input: acks and probeReplies that match nothing are ignored'), (
   assert.ok(nonce >= 0)
   d.inject(x, { type: 'probeReply', from: d.node(wrong).handle, nonce })
   assert.ok(d.node(x).isSuspected(d.node(m).id), 'still suspected')
-  d.runFor(3 * PROBE + 10)
+  d.runFor(3 * PROBE + INDIRECT + 10)
   assert.is(nodeFailedFor(d, x, m).length, 1)
 })
 

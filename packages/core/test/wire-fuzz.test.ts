@@ -115,6 +115,11 @@ const CORPUS_BY_TYPE: { readonly [T in MessageType]: readonly Message[] } = {
   rowReply: [{ type: 'rowReply', from: ME, row: 3, entries: handles(5) }],
   leave: [{ type: 'leave', from: ME, leafSet: handles(6) }],
   direct: [{ type: 'direct', from: ME, app: 'kv', payload: new Uint8Array([1, 2, 3]) }],
+  indirectProbe: [{ type: 'indirectProbe', from: ME, nonce: 41, target: h(2) }],
+  indirectProbeReply: [
+    { type: 'indirectProbeReply', from: ME, nonce: 41, target: h(2).id, alive: true },
+    { type: 'indirectProbeReply', from: ME, nonce: 0, target: h(3).id, alive: false },
+  ],
 }
 const CORPUS: readonly Uint8Array[] = MESSAGE_TYPES.flatMap((t) =>
   CORPUS_BY_TYPE[t].map((m) => encodeMessage(m)),

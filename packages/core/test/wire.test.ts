@@ -229,6 +229,18 @@ const ARBITRARIES: { readonly [T in MessageType]: fc.Arbitrary<MessageOf<T>> } =
   direct: fc
     .tuple(handleArb, appArb, payloadArb)
     .map(([from, app, payload]) => ({ type: 'direct' as const, from, app, payload })),
+  indirectProbe: fc
+    .tuple(handleArb, nonceArb, handleArb)
+    .map(([from, nonce, target]) => ({ type: 'indirectProbe' as const, from, nonce, target })),
+  indirectProbeReply: fc
+    .tuple(handleArb, nonceArb, idArb, fc.boolean())
+    .map(([from, nonce, target, alive]) => ({
+      type: 'indirectProbeReply' as const,
+      from,
+      nonce,
+      target,
+      alive,
+    })),
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -236,8 +248,8 @@ const ARBITRARIES: { readonly [T in MessageType]: fc.Arbitrary<MessageOf<T>> } =
 
 const roundTrip = suite('wire: round trip')
 
-roundTrip('the catalogue has 16 types with distinct small codes, and every type has an arbitrary', () => {
-  assert.is(MESSAGE_TYPES.length, 16)
+roundTrip('the catalogue has 18 types with distinct small codes, and every type has an arbitrary', () => {
+  assert.is(MESSAGE_TYPES.length, 18)
   const codes = MESSAGE_TYPES.map((t) => MESSAGES[t].code)
   assert.is(new Set(codes).size, codes.length)
   for (const c of codes) assert.ok(c > 0 && c < 24, `code ${c} fits in one CBOR byte`)
@@ -522,7 +534,7 @@ decoding('BAD_VERSION: another protocol version', () => {
 })
 
 decoding('UNKNOWN_TYPE: a type code not in the catalogue', () => {
-  for (const code of [0, 17, 23, 99, 2 ** 32 - 1, BigInt(2 ** 40)]) {
+  for (const code of [0, 19, 23, 99, 2 ** 32 - 1, BigInt(2 ** 40)]) {
     const frame: unknown[] = routeFrame()
     frame[1] = code
     expectError(enc(frame), 'UNKNOWN_TYPE', 'type code')

@@ -196,9 +196,14 @@ export function runProtocolExperiment(options: ProtocolExperimentOptions): Proto
     throw new ConfigError(
       `lookupRetry needs attempts ≥ 1 and timeoutMs > 0, got ${retry.attempts} and ${retry.timeoutMs}`,
     )
-  /** With lookupRetry: 1 once the origin of lookup k has the root's answer. */
+  /**
+   * With lookupRetry, the state of lookup k at its origin: 0 while it waits for the root's answer,
+   * 1 once answered, 2 once the origin gave up (its sends used up, or it is no longer active).
+   */
   const answered: number[] = []
   let answeredCount = 0
+  /** Lookups in state 0: the run drains until none is left. */
+  let open = 0
   const sim: Simulator<PastryNode> = new Simulator<PastryNode>({
     seed: options.seed,
     topology: { kind: topologyKind, size: n + arrivals },
@@ -219,7 +224,8 @@ export function runProtocolExperiment(options: ProtocolExperimentOptions): Proto
           })
         } else if (e.type === 'direct' && e.app === LOOKUP_APP && e.payload.length === 4) {
           const k = new DataView(e.payload.buffer, e.payload.byteOffset, 4).getUint32(0)
-          if (answered[k] === 0) {
+          if (answered[k] === 0 || answered[k] === 2) {
+            if (answered[k] === 0) open--
             answered[k] = 1
             answeredCount++
           }
@@ -309,10 +315,16 @@ export function runProtocolExperiment(options: ProtocolExperimentOptions): Proto
         const payload = new Uint8Array(4)
         new DataView(payload.buffer).setUint32(0, n)
         answered[n] = 0
+        open++
         s.route(from, key, LOOKUP_APP, payload)
         const again = (sent: number) => (t: Simulator<PastryNode>) => {
+          if (answered[n] !== 0) return
           // Only an origin still active can ask again; one that crashed has lost its lookup.
-          if (answered[n] === 1 || sent >= retry.attempts || t.node(from)?.state !== 'active') return
+          if (sent >= retry.attempts || t.node(from)?.state !== 'active') {
+            answered[n] = 2
+            open--
+            return
+          }
           t.route(from, key, LOOKUP_APP, payload, n)
           t.at(t.now + retry.timeoutMs, again(sent + 1))
         }
@@ -327,8 +339,8 @@ export function runProtocolExperiment(options: ProtocolExperimentOptions): Proto
     sim.stopChurn()
     churnPhase = churnPhaseReport(before, snapshot(sim), live)
   }
-  // Drain: every lookup delivered or given up on.
-  sim.runUntil((s) => s.oracle.summary().lost === 0, sim.now + 5 * 60_000)
+  // Drain: every lookup delivered, and with lookupRetry answered or given up on by its origin.
+  sim.runUntil((s) => s.oracle.summary().lost === 0 && open === 0, sim.now + 5 * 60_000)
   progress('lookups', 1)
 
   const report = sim.report()

@@ -52,6 +52,14 @@ export interface ProtocolConfig {
   readonly probeTimeoutMs: number
   /** Probes sent, after the first, before a suspected node is declared failed (default 2). */
   readonly probeRetries: number
+  /**
+   * Leaf-set members asked to probe a suspected member for this node before it is declared failed
+   * (default 3; 0 turns the second opinion off). A member that answers none of this node's probes
+   * is declared failed only when none of the helpers reaches it either, within 2 × probeTimeoutMs:
+   * one lossy or broken path then no longer makes a live leaf look dead, which would hand its keys
+   * to the wrong node.
+   */
+  readonly indirectProbes: number
   /** The shortest time to wait for a hop's ack (default 200). */
   readonly ackTimeoutMinMs: number
   /** The longest time to wait for a hop's ack, and the wait when no RTT is known (default 2,000). */
@@ -93,6 +101,7 @@ export const DEFAULT_PROTOCOL_CONFIG: ProtocolConfig = Object.freeze({
   leafSetTimeoutMs: 75_000,
   probeTimeoutMs: 3_000,
   probeRetries: 2,
+  indirectProbes: 3,
   ackTimeoutMinMs: 200,
   ackTimeoutMaxMs: 2_000,
   maxRouteAttempts: 12,
@@ -166,6 +175,9 @@ export function resolveConfig(partial: Partial<ProtocolConfig> = {}): ProtocolCo
   }
   if (!(Number.isInteger(c.probeRetries) && c.probeRetries >= 0 && c.probeRetries <= 100)) {
     throw new ConfigError(`probeRetries must be an integer from 0 to 100, got ${String(c.probeRetries)}`)
+  }
+  if (!(Number.isInteger(c.indirectProbes) && c.indirectProbes >= 0 && c.indirectProbes <= 16)) {
+    throw new ConfigError(`indirectProbes must be an integer from 0 to 16, got ${String(c.indirectProbes)}`)
   }
   positiveInt('maxRouteAttempts', c.maxRouteAttempts, 100)
   positiveInt('joinAttempts', c.joinAttempts, 1000)

@@ -13,7 +13,15 @@
  */
 
 /** The kinds of deadline a node keeps. */
-export type DeadlineKind = 'tick' | 'maintenance' | 'join' | 'ack' | 'probe' | 'announce' | 'seek'
+export type DeadlineKind =
+  | 'tick'
+  | 'maintenance'
+  | 'join'
+  | 'ack'
+  | 'probe'
+  | 'announce'
+  | 'seek'
+  | 'indirect'
 
 /**
  * A binary min-heap of deadlines ordered by time, then by insertion. Read the entry `pop` took

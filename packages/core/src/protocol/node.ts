@@ -32,7 +32,9 @@
  * Liveness. A node makes sure each of its `heartbeatNeighbours` nearest leaf-set members on each
  * side hears from it at least every Tls (`leafSetHeartbeatMs`), sending a heartbeat when no other
  * traffic did. Such a member not heard from for `leafSetTimeoutMs` is suspected and probed;
- * `probeRetries` unanswered retries declare it failed. Members farther out are watched by their
+ * after `probeRetries` unanswered retries the members nearest it are asked to probe it too
+ * (`indirectProbe`, a second opinion as in SWIM), and it is declared failed only if none of them
+ * reaches it: one bad path must not hand a live leaf's keys to the wrong node. Members farther out are watched by their
  * own nearest neighbours: a node that declares a leaf failed sends its new leaf set to every member
  * at once, and a node that receives a member's leaf set probes any of its own members that the
  * sender's leaf set spans but lacks (`#probeGaps`). Routing-table entries are checked on use: every hop is acknowledged, and a missing ack
@@ -131,6 +133,12 @@ const RECOVER = 8
 const SEEK = 16
 /** CHECK: is a routing-table entry not heard from lately still alive? (No suspicion meanwhile.) */
 const CHECK = 32
+/** VOUCH: is the node alive? Asked by another node (`indirectProbe`); the answer goes to it. */
+const VOUCH = 64
+/** Indirect probes this node runs for others at once (targets); more requests are not answered. */
+const MAX_VOUCHING = 64
+/** Askers remembered per target of an indirect probe. */
+const MAX_ASKERS_PER_TARGET = 8
 /** Routing-table entries checked at most per maintenance round. */
 const MAX_CHECKS_PER_ROUND = 16
 /** Nodes the nearby-seed search measures at most. */
@@ -234,6 +242,15 @@ export class PastryNode implements ProtocolNode {
     }
   >
   readonly #probes = new Map<number, Probe>()
+  /**
+   * Second opinions this node waits for, by nonce: a suspected leaf that answered none of its
+   * probes, and the helpers still to answer (see `#askOthers`). At most one per leaf.
+   */
+  readonly #indirect = new Map<number, { readonly peer: NodeHandle; readonly helpers: Set<string> }>()
+  /** The nonce of the second opinion under way for each leaf (hex id). */
+  readonly #indirectByPeer = new Map<string, number>()
+  /** Nodes this node probes for others (hex id), with whom to tell and under which nonce. */
+  readonly #vouching = new Map<string, { to: NodeHandle; nonce: number }[]>()
   /**
    * Joiners that announced themselves to this node and have not been heard from as active yet, with
    * when to stop waiting for them. While one of them is closer to a key than this node, this node
@@ -583,6 +600,12 @@ export class PastryNode implements ProtocolNode {
       case 'probeReply':
         this.#onProbeReply(now, message)
         return
+      case 'indirectProbe':
+        this.#onIndirectProbe(now, from, message.nonce, message.target)
+        return
+      case 'indirectProbeReply':
+        this.#onIndirectProbeReply(now, message)
+        return
       case 'leafSetRequest':
         this.#transmit(now, from.address, from, {
           type: 'leafSetReply',
@@ -647,6 +670,9 @@ export class PastryNode implements ProtocolNode {
         case 'probe':
           this.#onProbeTimeout(now, key)
           break
+        case 'indirect':
+          this.#onIndirectTimeout(now, key)
+          break
         case 'announce':
           if (key === this.#joinAttempt) this.#onAnnounceTimeout(now)
           break
@@ -670,6 +696,9 @@ export class PastryNode implements ProtocolNode {
       switch (deadlines.peekKind()) {
         case 'probe':
           if (this.#probes.has(key)) return
+          break
+        case 'indirect':
+          if (this.#indirect.has(key)) return
           break
         case 'ack': {
           const p = this.#pending.get(key)
@@ -716,6 +745,9 @@ export class PastryNode implements ProtocolNode {
     this.#events.push({ type: 'stateChanged', from, to: 'closed' })
     this.#deadlines.clear()
     this.#probes.clear()
+    this.#indirect.clear()
+    this.#indirectByPeer.clear()
+    this.#vouching.clear()
     this.#announced.clear()
     this.#confirmed.clear()
     this.#seekStep = -1
@@ -1609,6 +1641,7 @@ export class PastryNode implements ProtocolNode {
     if ((purposes & RECOVER) !== 0) this.#events.push({ type: 'nodeRecovered', node: n })
     if (message.leafSet !== undefined) this.#mergeLeafSet(now, message.leafSet)
     if ((purposes & SEEK) !== 0) this.#onSeekMeasured(now, n, rtt)
+    if ((purposes & VOUCH) !== 0) this.#vouch(now, n, true)
   }
 
   #onProbeTimeout(now: number, nonce: number): void {
@@ -1618,6 +1651,11 @@ export class PastryNode implements ProtocolNode {
     const s = this.#slot(probe.peer)
     this.#peers.set(s, PROBE_NONCE, -1)
     let purposes = probe.purposes
+    // Those who asked for this probe hear of its silence now; it is not repeated for them.
+    if ((purposes & VOUCH) !== 0) {
+      purposes &= ~VOUCH
+      this.#vouch(now, probe.peer, false)
+    }
     // Anything heard from a suspected node since clears the suspicion (`#heard`): it is alive, even
     // if every probe or its answer was lost, and must not be declared failed.
     if ((purposes & SUSPECT) !== 0 && (this.#peers.flags(s) & SUSPECTED) === 0) purposes &= ~SUSPECT
@@ -1637,8 +1675,123 @@ export class PastryNode implements ProtocolNode {
       }
       return
     }
-    if ((purposes & (SUSPECT | CHECK)) !== 0) this.#declareFailed(now, probe.peer)
+    if (
+      (purposes & (SUSPECT | CHECK)) !== 0 &&
+      !((purposes & SUSPECT) !== 0 && this.#askOthers(now, probe.peer))
+    )
+      this.#declareFailed(now, probe.peer)
     if ((purposes & SEEK) !== 0) this.#onSeekMeasured(now, probe.peer, Number.POSITIVE_INFINITY)
+  }
+
+  /**
+   * A suspected leaf answered none of this node's probes. Before declaring it failed, which hands
+   * its keys to others, asks up to `indirectProbes` other live members, nearest it first (they
+   * watch it), to probe it. Returns false when there is nobody to ask or the node is not a leaf.
+   */
+  #askOthers(now: number, n: NodeHandle): boolean {
+    const k = this.config.indirectProbes
+    if (k === 0 || this.#state !== 'active' || !this.leafSet.contains(n.id)) return false
+    const hex = n.id.toHex()
+    if (this.#indirectByPeer.has(hex)) return true
+    const peers = this.#peers
+    const candidates = this.#leafMembers().filter((m) => {
+      if (m.id.equals(n.id)) return false
+      const s = peers.find(m.id)
+      return s < 0 || (peers.flags(s) & SUSPECTED) === 0
+    })
+    if (candidates.length === 0) return false
+    candidates.sort((a, b) => compareDistance(n.id, a.id, b.id))
+    let nonce = this.#rng.u32()
+    while (this.#indirect.has(nonce)) nonce = this.#rng.u32()
+    const helpers = new Set<string>()
+    for (const h of candidates.slice(0, k)) {
+      helpers.add(h.id.toHex())
+      this.#transmit(now, h.address, h, { type: 'indirectProbe', from: this.handle, nonce, target: n })
+    }
+    this.#indirect.set(nonce, { peer: n, helpers })
+    this.#indirectByPeer.set(hex, nonce)
+    this.#deadlines.push(now + 2 * this.config.probeTimeoutMs, 'indirect', nonce)
+    return true
+  }
+
+  #onIndirectProbeReply(now: number, message: MessageOf<'indirectProbeReply'>): void {
+    const round = this.#indirect.get(message.nonce)
+    if (round === undefined || !round.peer.id.equals(message.target)) return
+    if (!round.helpers.delete(message.from.id.toHex())) return
+    if (message.alive) {
+      this.#endIndirect(message.nonce, round.peer)
+      // Alive, as another member sees it: as good as hearing from it, so it stays, and what was
+      // held for it goes on. Only this node's path to it is in doubt.
+      const s = this.#slot(round.peer)
+      this.#peers.set(s, LAST_HEARD, now)
+      if ((this.#peers.flags(s) & SUSPECTED) !== 0) {
+        this.#setSuspected(s, false)
+        this.#release(now, round.peer.id.toHex())
+      }
+      return
+    }
+    if (round.helpers.size === 0) this.#indirectVerdict(now, message.nonce)
+  }
+
+  #onIndirectTimeout(now: number, nonce: number): void {
+    if (this.#indirect.has(nonce)) this.#indirectVerdict(now, nonce)
+  }
+
+  /** Nobody reached the leaf: failed, unless it was heard from meanwhile. */
+  #indirectVerdict(now: number, nonce: number): void {
+    const round = this.#indirect.get(nonce)!
+    this.#endIndirect(nonce, round.peer)
+    const s = this.#peers.find(round.peer.id)
+    if (s >= 0 && (this.#peers.flags(s) & SUSPECTED) !== 0) this.#declareFailed(now, round.peer)
+  }
+
+  #endIndirect(nonce: number, peer: NodeHandle): void {
+    this.#indirect.delete(nonce)
+    this.#indirectByPeer.delete(peer.id.toHex())
+  }
+
+  /** Another node asks this one to probe `target` for it (`indirectProbe`). */
+  #onIndirectProbe(now: number, from: NodeHandle, nonce: number, target: NodeHandle): void {
+    if (this.#state !== 'active') return
+    if (target.id.equals(this.id)) {
+      this.#transmit(now, from.address, from, {
+        type: 'indirectProbeReply',
+        from: this.handle,
+        nonce,
+        target: this.id,
+        alive: true,
+      })
+      return
+    }
+    const hex = target.id.toHex()
+    let asks = this.#vouching.get(hex)
+    if (asks === undefined) {
+      if (this.#vouching.size >= MAX_VOUCHING) return
+      asks = []
+      this.#vouching.set(hex, asks)
+    }
+    if (asks.length >= MAX_ASKERS_PER_TARGET) return
+    asks.push({ to: from, nonce })
+    this.#probe(now, target, VOUCH)
+    // No room for another probe: nothing will come of it, and the asker decides without this node.
+    const s = this.#peers.find(target.id)
+    if (s < 0 || this.#peers.get(s, PROBE_NONCE) < 0) this.#vouching.delete(hex)
+  }
+
+  /** Tells everyone who asked about `n` whether it answered this node's probe. */
+  #vouch(now: number, n: NodeHandle, alive: boolean): void {
+    const hex = n.id.toHex()
+    const asks = this.#vouching.get(hex)
+    if (asks === undefined) return
+    this.#vouching.delete(hex)
+    for (const a of asks)
+      this.#transmit(now, a.to.address, a.to, {
+        type: 'indirectProbeReply',
+        from: this.handle,
+        nonce: a.nonce,
+        target: n.id,
+        alive,
+      })
   }
 
   /** A node is gone: out of every table, remembered as failed, and its holes repaired. */

@@ -233,6 +233,31 @@ export const MESSAGES = {
       payload: bytes,
     },
   },
+  /**
+   * Asks a leaf-set member to probe `target` for the sender, which has had no answer from it and
+   * wants a second opinion before declaring it failed. Answered with `indirectProbeReply`.
+   */
+  indirectProbe: {
+    code: 17,
+    fields: {
+      /** Chosen by the asker and echoed in the reply, to match them. */
+      nonce,
+      /** The node to probe. */
+      target: handle,
+    },
+  },
+  /** The answer to `indirectProbe`: whether the target answered the helper's probe. */
+  indirectProbeReply: {
+    code: 18,
+    fields: {
+      /** The request's nonce. */
+      nonce,
+      /** The id of the node probed. */
+      target: id,
+      /** True when the target answered. */
+      alive: bool,
+    },
+  },
 } as const satisfies { readonly [type: string]: MessageSpec }
 
 type Catalogue = typeof MESSAGES
