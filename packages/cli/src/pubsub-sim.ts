@@ -114,7 +114,8 @@ export interface PubSubExperimentReport {
 /**
  * How long after a crash a publish may take to reach every live subscriber, by the sum of the
  * protocol periods that repair waits on, in order: core's failure declaration (a probe and its
- * retries, `probeTimeoutMs × (1 + probeRetries)`), the ack timeout of the hop that ran into the
+ * retries, `probeTimeoutMs × (1 + probeRetries)`, then for a leaf the other members' probes,
+ * `2 × probeTimeoutMs` when `indirectProbes` is on), the ack timeout of the hop that ran into the
  * crashed node (`ackTimeoutMaxMs`), a child's wait on a silent parent (`parentTimeoutMs`), one
  * SUBSCRIBE retry (`subscribeTimeoutMs`), one publish retry (`publishAckTimeoutMs`) and one replay
  * (`replayTimeoutMs`). The failure declaration and the ack timeout count twice: when a tenth of
@@ -125,7 +126,9 @@ export interface PubSubExperimentReport {
  */
 export function repairBoundMs(node: ProtocolConfig, pubsub: PubSubConfig): number {
   return (
-    2 * (node.probeTimeoutMs * (1 + node.probeRetries) + node.ackTimeoutMaxMs) +
+    2 *
+      (node.probeTimeoutMs * (1 + node.probeRetries + (node.indirectProbes > 0 ? 2 : 0)) +
+        node.ackTimeoutMaxMs) +
     pubsub.parentTimeoutMs +
     pubsub.subscribeTimeoutMs +
     pubsub.publishAckTimeoutMs +

@@ -5,8 +5,9 @@
 //
 // Sizes are chosen for time: a publish window of 20 s of virtual time (not the CLI's 60 s), so that
 // each run takes some seconds of wall time. The crash run shortens core's probe timeout to 1 s
-// (`config.probeTimeoutMs`), so that crashed nodes are declared failed after 3 s instead of 9 s and
-// the repair bound it asserts (`repairBoundMs`, 19 s with these settings) stays small.
+// (`config.probeTimeoutMs`), so that crashed leaves are declared failed after 5 s (three probes,
+// then the other members' probes) instead of 15 s and the repair bound it asserts
+// (`repairBoundMs`, 23 s with these settings) stays small.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { type PubSubExperimentReport, runPubSubExperiment } from '../src/pubsub-sim.js'
