@@ -31,14 +31,15 @@
  *
  * Liveness. A node makes sure each of its `heartbeatNeighbours` nearest leaf-set members on each
  * side hears from it at least every Tls (`leafSetHeartbeatMs`), sending a heartbeat when no other
- * traffic did. Such a member not heard from for `leafSetTimeoutMs` is suspected and probed;
- * after `probeRetries` unanswered retries the members nearest it are asked to probe it too
- * (`indirectProbe`, a second opinion as in SWIM), and it is declared failed only if none of them
- * reaches it: one bad path must not hand a live leaf's keys to the wrong node. Members farther out are watched by their
- * own nearest neighbours: a node that declares a leaf failed sends its new leaf set to every member
- * at once, and a node that receives a member's leaf set probes any of its own members that the
- * sender's leaf set spans but lacks (`#probeGaps`). Routing-table entries are checked on use: every hop is acknowledged, and a missing ack
- * makes the next hop suspected and the message rerouted around it.
+ * traffic did. Such a member not heard from for `leafSetTimeoutMs` is suspected and probed; after
+ * `probeRetries` unanswered retries the `indirectProbes` members nearest it are asked to probe it
+ * too (`indirectProbe`, a second opinion as in SWIM), and it is declared failed only if none of
+ * them reaches it: one bad path must not hand a live leaf's keys to the wrong node. Members farther
+ * out are watched by their own nearest neighbours: a node that declares a leaf failed sends its new
+ * leaf set to every member at once, and a node that receives a member's leaf set probes any of its
+ * own members that the sender's leaf set spans but lacks (`#probeGaps`). Routing-table entries are
+ * checked on use: every hop is acknowledged, and a missing ack makes the next hop suspected and the
+ * message rerouted around it; an entry is declared failed on this node's own probes.
  *
  * Repair. A failed leaf is replaced by asking the farthest live member on its side for its leaf
  * set. A failed routing-table entry is replaced by asking a peer in the same row for that row.
