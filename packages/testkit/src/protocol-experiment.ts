@@ -144,6 +144,11 @@ export interface ProtocolExperimentReport {
   /** Traffic and population during churn, or null without churn. */
   readonly churnPhase: ChurnPhaseReport | null
   readonly table: SimReport['table']
+  /**
+   * Node events by type over the whole run, as the nodes emitted them: `nodeFailed` counts failure
+   * verdicts (each node's own), `nodeRecovered` verdicts taken back, and so on.
+   */
+  readonly nodeEvents: Record<string, number>
   readonly events: number
   readonly traceHash: string
   /** Nodes not active when the settle phase ended (they never finished joining). */
@@ -393,6 +398,7 @@ export function runProtocolExperiment(options: ProtocolExperimentOptions): Proto
     churn: churn === undefined ? null : report.churn,
     churnPhase,
     table: report.table,
+    nodeEvents: report.nodeEvents,
     events: report.events,
     traceHash: report.traceHash,
     notActiveAfterJoin,
