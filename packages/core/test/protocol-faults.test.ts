@@ -658,7 +658,10 @@ test(
     // once, answers each probed one, ignores the rest, and keeps working.
     answers.length = 0
     probesByHelper = 0
-    const fakes = Array.from({ length: 500 }, (_, k) => ({ id: randomId(d.rng), address: `n${d.nodes.length + k}` }))
+    const fakes = Array.from({ length: 500 }, (_, k) => ({
+      id: randomId(d.rng),
+      address: `n${d.nodes.length + k}`,
+    }))
     for (const [k, target] of fakes.entries())
       d.inject(helper, { type: 'indirectProbe', from: d.node(asker).handle, nonce: 100 + k, target })
     assert.ok(probesByHelper <= 64, `${probesByHelper} probes for the flood`)

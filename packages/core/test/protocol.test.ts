@@ -563,6 +563,44 @@ test(named('join: a leaf set lost to dropped announces is whole again on the nex
   assertPerfect(d, lookups, 'from the new node')
 })
 
+test(named('join: a member whose announces were lost is vouched for by another and confirms'), () => {
+  // Every announce from the joiner to one member m is lost until the joiner gives up on m; the
+  // rest of the overlay reaches m. With second opinions the joiner asks the members that confirmed
+  // it, hears that m is alive, announces itself to m again and waits for m. Without them (the
+  // control run), it takes m for failed and becomes active without it.
+  const run = (indirectProbes: number) => {
+    const d = new Driver({ seed: seedOf('join/vouched'), n: 13, config: { ...FAST, indirectProbes } })
+    d.ring(12)
+    d.runFor(3000)
+    const want = d.expectedLeafSet(12)
+    const m = want.cw[0]!
+    let blocked = true
+    d.drop((s) => blocked && s.from === 12 && s.to === m && s.message.type === 'announce')
+    let asked = 0
+    d.watch((s) => {
+      if (s.from === 12 && s.message.type === 'indirectProbe') {
+        asked++
+        blocked = false
+      }
+    })
+    d.join(12, [0])
+    d.runUntilTrue(() => d.node(12).state !== 'joining', 60_000)
+    assert.is(d.node(12).state, 'active')
+    const failed = d.eventsOf(12, 'nodeFailed').filter((r) => r.event.node.id.equals(d.node(m).id))
+    return { d, m, asked, failed: failed.length, hasM: d.node(12).leafSet.contains(d.node(m).id) }
+  }
+  const control = run(0)
+  assert.is(control.failed, 1, 'without second opinions the joiner declares m failed')
+  assert.not.ok(control.hasM)
+  const { d, asked, failed, hasM } = run(3)
+  assert.ok(asked > 0, 'the joiner asked other members about m')
+  assert.is(failed, 0, 'the joiner declared m failed')
+  assert.ok(hasM, 'm is in the leaf set at activation')
+  const lookups = Array.from({ length: 30 }, () => d.route(12, randomId(d.rng)))
+  d.runUntilQuiet()
+  assertPerfect(d, lookups, 'from the new node')
+})
+
 test(named("regression: just after a joiner became active, a neighbour delivered the joiner's keys"), () => {
   // The joiner becomes active once its leaf set has confirmed it, but the members take it into their
   // tables only when its first heartbeat arrives, a message delay later. In between, a member that

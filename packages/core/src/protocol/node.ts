@@ -282,6 +282,11 @@ export class PastryNode implements ProtocolNode {
   /** Leaf-set members this joiner has announced itself to, and those that have confirmed it. */
   readonly #announced = new Map<string, number>()
   readonly #confirmed = new Set<string>()
+  /**
+   * Members that did not confirm but that another member reached (a second opinion): each is
+   * announced to once more, `probeRetries` more times, before it may be taken for failed.
+   */
+  readonly #secondChance = new Set<string>()
   // The nearby-seed search (see the module comment), before the first JOIN.
   /** The search's step, bumped per request; -1 when no search runs. */
   #seekStep = -1
@@ -751,6 +756,7 @@ export class PastryNode implements ProtocolNode {
     this.#vouching.clear()
     this.#announced.clear()
     this.#confirmed.clear()
+    this.#secondChance.clear()
     this.#seekStep = -1
     this.#seekSeen.clear()
     this.#arriving.clear()
@@ -960,6 +966,7 @@ export class PastryNode implements ProtocolNode {
     this.#joinAttempt++
     this.#announced.clear()
     this.#confirmed.clear()
+    this.#secondChance.clear()
     // Failure verdicts of a joiner come from its own unanswered announces: when the network lost
     // them, the nodes are alive, and a new attempt must not keep them out of its leaf set.
     this.#failed.clear()
@@ -1045,8 +1052,8 @@ export class PastryNode implements ProtocolNode {
       const hex = n.id.toHex()
       const tries = this.#announced.get(hex)
       if (tries === undefined || this.#confirmed.has(hex)) continue
-      if (tries > this.config.probeRetries) this.#declareFailed(now, n)
-      else this.#announceTo(now, n, true)
+      if (tries <= this.config.probeRetries) this.#announceTo(now, n, true)
+      else if (!this.#askOthers(now, n)) this.#declareFailed(now, n)
     }
     for (const n of this.#leafMembers()) this.#announceTo(now, n)
     const attempt = this.#joinAttempt
@@ -1066,6 +1073,7 @@ export class PastryNode implements ProtocolNode {
     for (const n of this.#leafMembers()) if (!this.#confirmed.has(n.id.toHex())) return false
     this.#announced.clear()
     this.#confirmed.clear()
+    this.#secondChance.clear()
     this.#becomeActive(now)
     return true
   }
@@ -1685,18 +1693,24 @@ export class PastryNode implements ProtocolNode {
   }
 
   /**
-   * A suspected leaf answered none of this node's probes. Before declaring it failed, which hands
-   * its keys to others, asks up to `indirectProbes` other live members, nearest it first (they
-   * watch it), to probe it. Returns false when there is nobody to ask or the node is not a leaf.
+   * A suspected leaf answered none of this node's probes (or, while joining, none of its
+   * announces). Before declaring it failed, which hands its keys to others, asks up to
+   * `indirectProbes` other live members, nearest it first (they watch it), to probe it. Returns
+   * false when there is nobody to ask or the node is not a leaf.
    */
   #askOthers(now: number, n: NodeHandle): boolean {
     const k = this.config.indirectProbes
-    if (k === 0 || this.#state !== 'active' || !this.leafSet.contains(n.id)) return false
+    const joining = this.#state === 'joining'
+    if (k === 0 || !(this.#state === 'active' || joining) || !this.leafSet.contains(n.id)) return false
     const hex = n.id.toHex()
     if (this.#indirectByPeer.has(hex)) return true
+    // A joiner gives one second chance per member, so that one it can never reach does not hold
+    // its join for ever; it asks members that confirmed it (active, and reachable).
+    if (joining && this.#secondChance.has(hex)) return false
     const peers = this.#peers
     const candidates = this.#leafMembers().filter((m) => {
       if (m.id.equals(n.id)) return false
+      if (joining) return this.#confirmed.has(m.id.toHex())
       const s = peers.find(m.id)
       return s < 0 || (peers.flags(s) & SUSPECTED) === 0
     })
@@ -1720,14 +1734,22 @@ export class PastryNode implements ProtocolNode {
     if (round === undefined || !round.peer.id.equals(message.target)) return
     if (!round.helpers.delete(message.from.id.toHex())) return
     if (message.alive) {
-      this.#endIndirect(message.nonce, round.peer)
+      const peer = round.peer
+      this.#endIndirect(message.nonce, peer)
       // Alive, as another member sees it: as good as hearing from it, so it stays, and what was
       // held for it goes on. Only this node's path to it is in doubt.
-      const s = this.#slot(round.peer)
+      const s = this.#slot(peer)
       this.#peers.set(s, LAST_HEARD, now)
       if ((this.#peers.flags(s) & SUSPECTED) !== 0) {
         this.#setSuspected(s, false)
-        this.#release(now, round.peer.id.toHex())
+        this.#release(now, peer.id.toHex())
+      }
+      const hex = peer.id.toHex()
+      if (this.#state === 'joining' && !this.#confirmed.has(hex) && this.leafSet.contains(peer.id)) {
+        // A joiner announces itself to it again, from the start.
+        this.#secondChance.add(hex)
+        this.#announced.set(hex, 0)
+        this.#announceTo(now, peer, true)
       }
       return
     }
@@ -1738,10 +1760,19 @@ export class PastryNode implements ProtocolNode {
     if (this.#indirect.has(nonce)) this.#indirectVerdict(now, nonce)
   }
 
-  /** Nobody reached the leaf: failed, unless it was heard from meanwhile. */
+  /** Nobody reached the leaf: failed, unless it was heard from meanwhile (or, joining, it confirmed). */
   #indirectVerdict(now: number, nonce: number): void {
     const round = this.#indirect.get(nonce)!
     this.#endIndirect(nonce, round.peer)
+    if (this.#state === 'joining') {
+      if (this.#confirmed.has(round.peer.id.toHex())) return
+      this.#declareFailed(now, round.peer)
+      // As after an announce timeout: newcomers to the leaf set hear of this node, and the join may
+      // be complete without the failed member.
+      for (const n of this.#leafMembers()) this.#announceTo(now, n)
+      this.#maybeActivate(now)
+      return
+    }
     const s = this.#peers.find(round.peer.id)
     if (s >= 0 && (this.#peers.flags(s) & SUSPECTED) !== 0) this.#declareFailed(now, round.peer)
   }
