@@ -548,6 +548,18 @@ test(
   },
 )
 
+/** Hands a the heartbeat of its nearest cw member, with a leaf set that lacks x: a probes x. */
+function gapHeartbeat(d: Driver, a: number, x: number): void {
+  d.inject(a, {
+    type: 'heartbeat',
+    from: d.node(d.indexOf(d.node(a).leafSet.cw(0).id)).handle,
+    leafSet: d
+      .node(a)
+      .leafSet.members()
+      .filter((m) => !m.id.equals(d.node(x).id)),
+  })
+}
+
 test(named('liveness: a live node wrongly declared failed is taken back within a few Tls'), () => {
   // Without second opinions, so that one broken path makes the wrong verdict.
   const d = overlay('false-verdict', 30, { indirectProbes: 0 })
@@ -557,14 +569,7 @@ test(named('liveness: a live node wrongly declared failed is taken back within a
   assert.not.ok(watchedBy(d, x).includes(a))
   // Everything x sends a is lost while a suspects it and probes it out, so a declares it failed.
   const heal = d.drop((s) => s.from === x && s.to === a)
-  d.inject(a, {
-    type: 'heartbeat',
-    from: d.node(d.indexOf(d.node(a).leafSet.cw(0).id)).handle,
-    leafSet: d
-      .node(a)
-      .leafSet.members()
-      .filter((m) => !m.id.equals(d.node(x).id)),
-  })
+  gapHeartbeat(d, a, x)
   d.runFor(4 * PROBE)
   assert.is(nodeFailedFor(d, a, x).length, 1, 'a declared x failed')
   assert.not.ok(d.node(a).leafSet.contains(d.node(x).id))
@@ -590,14 +595,7 @@ test(named('liveness: a leaf that one node cannot hear is vouched for by other m
       replies.push({ from: s.from, alive: s.message.alive })
   })
   d.drop((s) => s.from === x && s.to === a)
-  d.inject(a, {
-    type: 'heartbeat',
-    from: d.node(d.indexOf(d.node(a).leafSet.cw(0).id)).handle,
-    leafSet: d
-      .node(a)
-      .leafSet.members()
-      .filter((m) => !m.id.equals(d.node(x).id)),
-  })
+  gapHeartbeat(d, a, x)
   d.runFor(4 * PROBE + INDIRECT)
   assert.ok(replies.length > 0, 'a asked other members about x')
   assert.ok(
