@@ -248,8 +248,6 @@ export class PastryNode implements ProtocolNode {
    * probes, and the helpers still to answer (see `#askOthers`). At most one per leaf.
    */
   readonly #indirect = new Map<number, { readonly peer: NodeHandle; readonly helpers: Set<string> }>()
-  /** The nonce of the second opinion under way for each leaf (hex id). */
-  readonly #indirectByPeer = new Map<string, number>()
   /** Nodes this node probes for others (hex id), with whom to tell and under which nonce. */
   readonly #vouching = new Map<string, { to: NodeHandle; nonce: number }[]>()
   /**
@@ -752,7 +750,6 @@ export class PastryNode implements ProtocolNode {
     this.#deadlines.clear()
     this.#probes.clear()
     this.#indirect.clear()
-    this.#indirectByPeer.clear()
     this.#vouching.clear()
     this.#announced.clear()
     this.#confirmed.clear()
@@ -1703,7 +1700,8 @@ export class PastryNode implements ProtocolNode {
     const joining = this.#state === 'joining'
     if (k === 0 || !(this.#state === 'active' || joining) || !this.leafSet.contains(n.id)) return false
     const hex = n.id.toHex()
-    if (this.#indirectByPeer.has(hex)) return true
+    // One round per leaf: a leaf set holds few members, so a scan finds one under way.
+    for (const round of this.#indirect.values()) if (round.peer.id.equals(n.id)) return true
     // A joiner gives one second chance per member, so that one it can never reach does not hold
     // its join for ever; it asks members that confirmed it (active, and reachable).
     if (joining && this.#secondChance.has(hex)) return false
@@ -1724,7 +1722,6 @@ export class PastryNode implements ProtocolNode {
       this.#transmit(now, h.address, h, { type: 'indirectProbe', from: this.handle, nonce, target: n })
     }
     this.#indirect.set(nonce, { peer: n, helpers })
-    this.#indirectByPeer.set(hex, nonce)
     this.#deadlines.push(now + 2 * this.config.probeTimeoutMs, 'indirect', nonce)
     return true
   }
@@ -1735,7 +1732,7 @@ export class PastryNode implements ProtocolNode {
     if (!round.helpers.delete(message.from.id.toHex())) return
     if (message.alive) {
       const peer = round.peer
-      this.#endIndirect(message.nonce, peer)
+      this.#indirect.delete(message.nonce)
       // Alive, as another member sees it: as good as hearing from it, so it stays, and what was
       // held for it goes on. Only this node's path to it is in doubt.
       const s = this.#slot(peer)
@@ -1763,7 +1760,7 @@ export class PastryNode implements ProtocolNode {
   /** Nobody reached the leaf: failed, unless it was heard from meanwhile (or, joining, it confirmed). */
   #indirectVerdict(now: number, nonce: number): void {
     const round = this.#indirect.get(nonce)!
-    this.#endIndirect(nonce, round.peer)
+    this.#indirect.delete(nonce)
     if (this.#state === 'joining') {
       if (this.#confirmed.has(round.peer.id.toHex())) return
       this.#declareFailed(now, round.peer)
@@ -1775,11 +1772,6 @@ export class PastryNode implements ProtocolNode {
     }
     const s = this.#peers.find(round.peer.id)
     if (s >= 0 && (this.#peers.flags(s) & SUSPECTED) !== 0) this.#declareFailed(now, round.peer)
-  }
-
-  #endIndirect(nonce: number, peer: NodeHandle): void {
-    this.#indirect.delete(nonce)
-    this.#indirectByPeer.delete(peer.id.toHex())
   }
 
   /** Another node asks this one to probe `target` for it (`indirectProbe`). */
