@@ -739,9 +739,9 @@ test(named('Go regression: the join race was ordered by wall clocks'), () => {
 // -----------------------------------------------------------------------------------------------
 // 3. Routing API
 
-/** A 24-node overlay, settled. */
-function overlay(label: string, n = 24): Driver {
-  const d = new Driver({ seed: seedOf(label), n })
+/** A 24-node overlay, settled (`config` on top of the defaults). */
+function overlay(label: string, n = 24, config: Partial<ProtocolConfig> = {}): Driver {
+  const d = new Driver({ seed: seedOf(label), n, config })
   d.ring(n)
   d.runFor(3000)
   return d
@@ -795,7 +795,7 @@ test(named('routing: send gives a direct event at the target, and nowhere else')
 })
 
 test(named('routing: forward hooks see each hop, and can replace the payload'), () => {
-  const d = overlay('route/replace', 40)
+  const d = overlay('route/replace', 40, { deepCellMembers: 0 })
   const { origin, key, path } = multiHopRoute(d, 2)
   const seen: { at: number; hops: number; next: string; payload: number[] }[] = []
   for (const [i, n] of d.nodes.entries()) {
@@ -854,7 +854,7 @@ test(named('routing: a forward hook can redirect'), () => {
 })
 
 test(named('routing: a forward hook can drop, at the origin or on the way'), () => {
-  const d = overlay('route/drop', 40)
+  const d = overlay('route/drop', 40, { deepCellMembers: 0 })
   const { origin, key, path } = multiHopRoute(d, 2)
   const middle = path[1]!
   d.node(middle).register('fwd', { forward: () => ({ action: 'drop' }) })

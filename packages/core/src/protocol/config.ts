@@ -60,6 +60,16 @@ export interface ProtocolConfig {
    * to the wrong node.
    */
   readonly indirectProbes: number
+  /**
+   * In the deep routing-table rows, where a cell holds only a few nodes, a node keeps up to this
+   * many of each cell's members rather than the one entry (default 8; 0 turns it off). It learns
+   * them from the entry's leaf set, which holds the whole cell when the cell is that small, and
+   * routes to whichever member is numerically closest to the key: often the key's root itself, so
+   * the hop from the entry to the root, as long as a random one, is saved. A row counts as deep
+   * when its cells should hold at most this many nodes, by the size of the overlay that the leaf
+   * set's span implies.
+   */
+  readonly deepCellMembers: number
   /** The shortest time to wait for a hop's ack (default 200). */
   readonly ackTimeoutMinMs: number
   /** The longest time to wait for a hop's ack, and the wait when no RTT is known (default 2,000). */
@@ -102,6 +112,7 @@ export const DEFAULT_PROTOCOL_CONFIG: ProtocolConfig = Object.freeze({
   probeTimeoutMs: 3_000,
   probeRetries: 2,
   indirectProbes: 3,
+  deepCellMembers: 8,
   ackTimeoutMinMs: 200,
   ackTimeoutMaxMs: 2_000,
   maxRouteAttempts: 12,
@@ -178,6 +189,9 @@ export function resolveConfig(partial: Partial<ProtocolConfig> = {}): ProtocolCo
   }
   if (!(Number.isInteger(c.indirectProbes) && c.indirectProbes >= 0 && c.indirectProbes <= 16)) {
     throw new ConfigError(`indirectProbes must be an integer from 0 to 16, got ${String(c.indirectProbes)}`)
+  }
+  if (!(Number.isInteger(c.deepCellMembers) && c.deepCellMembers >= 0 && c.deepCellMembers <= 16)) {
+    throw new ConfigError(`deepCellMembers must be an integer from 0 to 16, got ${String(c.deepCellMembers)}`)
   }
   positiveInt('maxRouteAttempts', c.maxRouteAttempts, 100)
   positiveInt('joinAttempts', c.joinAttempts, 1000)

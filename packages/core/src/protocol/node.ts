@@ -60,7 +60,7 @@ import { InvalidIdError, PastryError } from '../errors.js'
 import { compareClockwise, compareDistance, type Id, onClockwiseArc } from '../id/id.js'
 import type { Rng } from '../id/rng.js'
 import { nextHop, type RouteDecision, type RouteTables } from '../route/next-hop.js'
-import { LeafSet } from '../table/leaf-set.js'
+import { LeafSet, spansRing } from '../table/leaf-set.js'
 import { NeighbourhoodSet } from '../table/neighbourhood-set.js'
 import { RoutingTable } from '../table/routing-table.js'
 import {
@@ -148,6 +148,12 @@ const MAX_SEEK_MEASURED = 256
 const SEEK_ROW0_REPEATS = 2
 /** Joiners awaited at once (see `#arriving`); the oldest is forgotten beyond this. */
 const MAX_ARRIVING = 64
+/** Routing-table entries asked for their leaf sets at once, to learn their deep cells' members. */
+const MAX_CELL_ASKS = 64
+/** Deep cells asked again per tick because the overlay has grown since they were learned. */
+const MAX_REFRESH_ASKS = 8
+/** How much the overlay must have grown for a deep cell's list to be learned again. */
+const GROWN_FACTOR = 1.5
 /** Every this many Tls, heartbeats carry the leaf set whether it changed or not. */
 const LEAF_SET_REFRESH_TLS = 3
 /** How many of its nearest entries a new node asks, per row, for that row. */
@@ -268,6 +274,33 @@ export class PastryNode implements ProtocolNode {
   #leafCache: readonly NodeHandle[] | undefined = undefined
   /** The tables as `nextHop` reads them. */
   readonly #routeTables: RouteTables<NodeHandle>
+  /**
+   * The members of deep routing-table cells (see `deepCellMembers`), by cell index: each list is a
+   * whole cell, as one leaf set showed it with nodes beyond the cell on both sides, of at most
+   * `deepCellMembers` nodes. Null marks a cell asked about that is not so small, or not seen
+   * whole. Nodes that join later are added; failed ones are taken out.
+   */
+  readonly #cellMembers = new Map<number, NodeHandle[] | null>()
+  /** The members of each deep row's cells in one array, made on demand; dropped on a change. */
+  readonly #rowMemberCache = new Map<number, readonly NodeHandle[]>()
+  /** Entries asked for their leaf sets to learn their cells' members: id hex → cell index. */
+  readonly #cellAsks = new BoundedMap<string, number>(MAX_CELL_ASKS)
+  /** The first deep row, as of leaf-set version {@link #deepRowVersion}. */
+  #deepRow = Number.POSITIVE_INFINITY
+  #deepRowVersion = -1
+  /** The first deep row when {@link #seedDeepCells} last ran. */
+  #deepRowSeeded = Number.NaN
+  /** The overlay size the leaf set implies, as of {@link #deepRowVersion}. */
+  #nodesEstimate = Number.NaN
+  /** The overlay size estimated when each cell's list was learned. */
+  readonly #cellLearnedAt = new Map<number, number>()
+  /**
+   * For a few seconds after activation: the nodes told that this node is active. The
+   * members of deep cells learned meanwhile are told too, since their own lists of this node's
+   * cell lack it.
+   */
+  #greeted: Set<string> | undefined = undefined
+  #greetUntil = 0
   /** While routing a JOIN: the joiner, which is never its own next hop. */
   #excludeJoiner: Id | undefined = undefined
   readonly #exclude = (n: NodeHandle): boolean =>
@@ -332,6 +365,7 @@ export class PastryNode implements ProtocolNode {
       leafSet: this.leafSet,
       routingTable: this.routingTable,
       extra: this.neighbourhood,
+      rowMembers: (row) => this.#rowMembers(row),
     }
   }
 
@@ -617,13 +651,20 @@ export class PastryNode implements ProtocolNode {
           leafSet: this.#leafMembers(),
         })
         return
-      case 'leafSetReply':
+      case 'leafSetReply': {
         if (this.#seekStep >= 0) {
           if (this.#state === 'joining') this.#onSeekLeafSet(now, message.from, message.leafSet)
           return
         }
+        const cell = this.#cellAsks.size === 0 ? undefined : this.#cellAsks.get(from.id.toHex())
+        if (cell !== undefined) {
+          this.#cellAsks.delete(from.id.toHex())
+          this.#learnCell(from, message.leafSet, cell)
+          return
+        }
         this.#mergeLeafSet(now, message.leafSet)
         return
+      }
       case 'rowRequest':
         this.#transmit(now, from.address, from, {
           type: 'rowReply',
@@ -776,6 +817,10 @@ export class PastryNode implements ProtocolNode {
     // it into their tables.
     const leafSet = this.#leafMembers()
     const told = new Set<string>()
+    if (this.config.deepCellMembers > 0) {
+      this.#greeted = told
+      this.#greetUntil = now + 2 * this.config.probeTimeoutMs
+    }
     for (const n of leafSet) {
       told.add(n.id.toHex())
       this.#transmit(now, n.address, n, { type: 'heartbeat', from: this.handle, leafSet })
@@ -788,6 +833,29 @@ export class PastryNode implements ProtocolNode {
     const held = this.#held.splice(0)
     for (const h of held) this.#process(now, h.routed, h.attempts)
     if (this.config.pns && this.#bootstrap.length > 0) this.#askNearestForRows(now)
+    // The deep cells filled while joining learn their members now that the leaf set is known.
+    this.#seedDeepCells(now)
+  }
+
+  /**
+   * Asks the entries of the deep cells that have no member list yet for their leaf sets, when the
+   * first deep row has moved since the last time (on activation, then as the overlay grows or
+   * shrinks, checked every tick).
+   */
+  #seedDeepCells(now: number): void {
+    if (this.config.deepCellMembers === 0) return
+    const deep = this.#firstDeepRow()
+    if (this.#cellMembers.size > 0) this.#refreshGrownCells(now)
+    if (deep === this.#deepRowSeeded) return
+    this.#deepRowSeeded = deep
+    const rt = this.routingTable
+    for (let row = deep; row < rt.rowCount; row++) {
+      for (let col = 0; col < rt.columns; col++) {
+        const at = row * rt.columns + col
+        const e = rt.atIndex(at)
+        if (e !== undefined && !this.#cellMembers.has(at)) this.#noteCellMember(now, e, at)
+      }
+    }
   }
 
   /**
@@ -1326,6 +1394,11 @@ export class PastryNode implements ProtocolNode {
         return
       }
     }
+    // An active node in a deep cell known whole belongs in its list (it joined the cell since).
+    if (learn && this.#cellMembers.size > 0 && this.#state === 'active') {
+      const at = this.routingTable.cellIndexOf(from.id)
+      if (at >= 0 && this.#cellMembers.get(at) != null) this.#noteCellMember(now, from, at)
+    }
     // Learn from traffic: an active node heard from for the first time, or back from the dead, or
     // not in the tables and not offered lately, is a candidate for the tables.
     if (
@@ -1419,6 +1492,8 @@ export class PastryNode implements ProtocolNode {
     if (at < 0) return
     const present = rt.atIndex(at)
     rt.insert(n, proximityMs)
+    if (this.config.deepCellMembers > 0 && this.#state === 'active')
+      this.#noteCellMember(this.#lastNow, n, at)
     if (rt.atIndex(at) === present || present?.id.equals(n.id) === true) return
     if (present !== undefined) this.#flag(present.id, IN_ROUTING_TABLE, false)
     const s = this.#slot(n)
@@ -1440,6 +1515,167 @@ export class PastryNode implements ProtocolNode {
     if (!grew && nb.farthest() === last) return
     if (!grew && last !== undefined) this.#flag(last.id, IN_NEIGHBOURHOOD, false)
     peers.setFlags(s, peers.flags(s) | IN_NEIGHBOURHOOD)
+  }
+
+  /**
+   * Lists learned when the overlay was much smaller (while it grows, as in a mass join) miss the
+   * nodes that joined their cells since: such cells are asked again, a few per tick.
+   */
+  #refreshGrownCells(now: number): void {
+    const nodes = this.#nodesEstimate
+    let asks = 0
+    for (const [at, list] of this.#cellMembers) {
+      if (list === null || asks >= MAX_REFRESH_ASKS) continue
+      const learnedAt = this.#cellLearnedAt.get(at) ?? 0
+      if (learnedAt * GROWN_FACTOR >= nodes) continue
+      const ask = this.routingTable.atIndex(at) ?? list[0]
+      if (ask === undefined) continue
+      this.#cellLearnedAt.set(at, nodes)
+      this.#askCell(now, ask, at)
+      asks++
+    }
+  }
+
+  /**
+   * The first routing-table row whose cells should hold at most `deepCellMembers` nodes, by the
+   * overlay size that the leaf set's span implies (L members over that fraction of the ring), or
+   * Infinity when the leaf set cannot tell (not full on both sides, or spanning the whole ring).
+   */
+  #firstDeepRow(): number {
+    if (this.#deepRowVersion === this.#leafSetVersion) return this.#deepRow
+    this.#deepRowVersion = this.#leafSetVersion
+    const ls = this.leafSet
+    const half = this.config.leafSetSize / 2
+    let row = Number.POSITIVE_INFINITY
+    if (this.config.deepCellMembers > 0 && ls.cwSize === half && ls.ccwSize === half && !spansRing(ls)) {
+      const span = ls.farthest('ccw')!.id.clockwiseTo(ls.farthest('cw')!.id)
+      const fraction = span.word(0) / 2 ** 32 + span.word(1) / 2 ** 64 + 2 ** -64
+      const nodes = (ls.size + 1) / fraction
+      this.#nodesEstimate = nodes
+      const b = this.config.b
+      row = Math.max(0, Math.ceil(Math.log2(nodes / this.config.deepCellMembers) / b - 1))
+    }
+    this.#deepRow = row
+    return row
+  }
+
+  /**
+   * Keeps `n`, a live node that belongs in routing-table cell `at`, among the cell's known members
+   * when the cell is in a deep row and has room. The first member known of a cell is asked for its
+   * leaf set, which holds the rest of so small a cell.
+   */
+  #noteCellMember(now: number, n: NodeHandle, at: number): void {
+    if (at >> this.config.b < this.#firstDeepRow()) return
+    const list = this.#cellMembers.get(at)
+    if (list === undefined) {
+      this.#cellMembers.set(at, null)
+      this.#askCell(now, n, at)
+      return
+    }
+    if (list === null) return
+    for (let i = 0; i < list.length; i++) {
+      if (list[i]!.id.equals(n.id)) {
+        list[i] = n
+        return
+      }
+    }
+    // A node new to a whole cell joined it since: the cell stays whole, or grew past small.
+    if (list.length < this.config.deepCellMembers) list.push(n)
+    else this.#cellMembers.set(at, null)
+    this.#rowMemberCache.delete(at >> this.config.b)
+  }
+
+  /**
+   * The known members of the cells of `row` when it is deep now, for `nextHop`. Only rows that are
+   * deep now: a list kept while the overlay was smaller holds a few of a cell that has since
+   * grown, where the proximity-chosen entry is the better hop.
+   */
+  #rowMembers(row: number): readonly NodeHandle[] | undefined {
+    if (this.#cellMembers.size === 0 || row < this.#firstDeepRow()) return undefined
+    let all = this.#rowMemberCache.get(row)
+    if (all === undefined) {
+      const out: NodeHandle[] = []
+      const cols = 1 << this.config.b
+      for (let at = row * cols; at < (row + 1) * cols; at++) {
+        const list = this.#cellMembers.get(at)
+        if (list != null) for (const m of list) out.push(m)
+      }
+      all = out
+      this.#rowMemberCache.set(row, all)
+    }
+    return all.length === 0 ? undefined : all
+  }
+
+  #askCell(now: number, n: NodeHandle, at: number): void {
+    this.#cellAsks.set(n.id.toHex(), at)
+    this.#transmit(now, n.address, n, { type: 'leafSetRequest', from: this.handle })
+  }
+
+  /**
+   * The answer to {@link #askCell}. `from` and its leaf set are a run of consecutive nodes of the
+   * ring; a deep cell with nodes of the run beyond it on both sides lies whole inside the run, so
+   * its members there are all its members. Each such cell of at most `deepCellMembers` nodes gets
+   * that list; a larger one is marked null. The asked cell, if not seen whole, is marked null.
+   */
+  #learnCell(from: NodeHandle, leafSet: readonly NodeHandle[], at: number): void {
+    const b = this.config.b
+    const deep = this.#firstDeepRow()
+    const rt = this.routingTable
+    // The run in ring order: signed clockwise offsets from `from` (a leaf set spans a tiny arc).
+    const run: { n: NodeHandle; offset: number; cell: number }[] = []
+    const seen = new Set<string>()
+    for (let i = -1; i < leafSet.length; i++) {
+      const m = i < 0 ? from : leafSet[i]!
+      const hex = m.id.toHex()
+      if (seen.has(hex)) continue
+      seen.add(hex)
+      const d = from.id.clockwiseTo(m.id)
+      const f = d.word(0) / 2 ** 32 + d.word(1) / 2 ** 64
+      run.push({ n: m, offset: f >= 0.5 ? f - 1 : f, cell: m.id.equals(this.id) ? -1 : rt.cellIndexOf(m.id) })
+    }
+    run.sort((x, y) => x.offset - y.offset)
+    const cap = this.config.deepCellMembers
+    let askedWhole = false
+    for (let i = 0; i < run.length; ) {
+      let j = i
+      while (j < run.length && run[j]!.cell === run[i]!.cell) j++
+      const cell = run[i]!.cell
+      // Whole when nodes of the run lie on both sides of it.
+      if (cell >= 0 && cell >> b >= deep && i > 0 && j < run.length) {
+        if (cell === at) askedWhole = true
+        const members: NodeHandle[] = []
+        for (let k = i; k < j; k++) {
+          const m = run[k]!.n
+          const hex = m.id.toHex()
+          if (this.#failed.size > 0 && this.#failed.has(hex)) continue
+          members.push(m)
+          if (this.#greeted !== undefined && !this.#greeted.has(hex)) {
+            this.#greeted.add(hex)
+            this.#transmit(this.#lastNow, m.address, m, { type: 'heartbeat', from: this.handle })
+          }
+        }
+        this.#cellMembers.set(cell, members.length <= cap && members.length > 0 ? members : null)
+        this.#cellLearnedAt.set(cell, this.#nodesEstimate)
+        this.#rowMemberCache.delete(cell >> b)
+      }
+      i = j
+    }
+    if (!askedWhole && at >> b >= deep) {
+      this.#cellMembers.set(at, null)
+      this.#rowMemberCache.delete(at >> b)
+    }
+  }
+
+  /** Takes a node out of its deep cell's members. */
+  #dropCellMember(n: NodeHandle): void {
+    const at = this.routingTable.cellIndexOf(n.id)
+    const list = this.#cellMembers.get(at)
+    if (list == null) return
+    const i = list.findIndex((m) => m.id.equals(n.id))
+    if (i < 0) return
+    list.splice(i, 1)
+    // An empty cell stays known as empty (a whole cell with no members is still whole).
+    this.#rowMemberCache.delete(at >> this.config.b)
   }
 
   #rttSample(s: number, sampleMs: number): void {
@@ -1833,6 +2069,7 @@ export class PastryNode implements ProtocolNode {
     if (inLeafSet) this.#leafCache = undefined
     this.routingTable.remove(n.id)
     this.neighbourhood.remove(n.id)
+    if (this.#cellMembers.size > 0) this.#dropCellMember(n)
     const s = this.#peers.find(n.id)
     if (s >= 0) this.#peers.setFlags(s, this.#peers.flags(s) & ~(IN_ROUTING_TABLE | IN_NEIGHBOURHOOD))
     this.#announced.delete(hex)
@@ -1895,7 +2132,9 @@ export class PastryNode implements ProtocolNode {
     // Records pinned by a burst of probes become prunable once the probes settle, whether or not
     // new records come to trigger a pruning.
     this.#pruneDue = true
+    if (this.#greeted !== undefined && now >= this.#greetUntil) this.#greeted = undefined
     if (this.#state === 'active') {
+      this.#seedDeepCells(now)
       const { leafSetHeartbeatMs, leafSetTimeoutMs } = this.config
       const peers = this.#peers
       // Every few Tls the next heartbeats carry the leaf set even if it has not changed, so that
@@ -1983,6 +2222,24 @@ export class PastryNode implements ProtocolNode {
 
   #onMaintenance(now: number): void {
     if (this.#state === 'active') this.#checkRoutingTable(now)
+    if (this.#state === 'active' && this.#cellMembers.size > 0) {
+      // Lists of rows no longer deep (the overlay grew) go; one deep cell a round is asked again:
+      // members that joined since come in, and the list follows the entry's leaf set, which its
+      // own liveness checks keep current.
+      const deep = this.#firstDeepRow()
+      for (const at of this.#cellMembers.keys()) {
+        if (at >> this.config.b >= deep) continue
+        this.#cellMembers.delete(at)
+        this.#cellLearnedAt.delete(at)
+        this.#rowMemberCache.delete(at >> this.config.b)
+      }
+      const cells = [...this.#cellMembers.keys()]
+      if (cells.length > 0) {
+        const at = cells[this.#rng.int(cells.length)]!
+        const ask = this.routingTable.atIndex(at) ?? this.#cellMembers.get(at)?.[0]
+        if (ask !== undefined) this.#askCell(now, ask, at)
+      }
+    }
     if (this.#state === 'active' && this.routingTable.rowCount > 0) {
       const row = this.#rng.int(this.routingTable.rowCount)
       const peers = this.routingTable.row(row)

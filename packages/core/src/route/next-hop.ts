@@ -7,12 +7,18 @@
  *    of the leaf-set members and this node: deliver here if that is this node, else forward to it.
  * 2. Routing table. Otherwise let l be the length of the prefix this node shares with the key. The
  *    cell at row l, column (digit l of the key) holds a node sharing at least l + 1 digits: forward.
+ *    When the tables also know the members of row l's cells (`rowMembers`, kept for the deep rows,
+ *    where a cell holds only a few nodes), forward instead to whichever of them and the entry is
+ *    numerically closest to the key, provided it shares l + 1 digits or is strictly closer than
+ *    this node. That node is often the key's root itself (in the key's cell, or across the cell's
+ *    edge), which saves the hop from the entry to the root, as long as a random one.
  * 3. Rare case. Otherwise forward to a known node (leaf set, routing table, extra candidates such as
  *    the neighbourhood set) that shares at least l digits with the key and is strictly closer to it
  *    than this node; of those, the closest. When there is none, deliver here.
  *
- * Each forward strictly reduces the distance to the key (steps 1 and 3), or lengthens the shared
- * prefix (step 2), so a route cannot loop. An `exclude` predicate removes candidates, such as nodes
+ * Each forward strictly reduces the distance to the key (steps 1 and 3, and step 2 to a member of
+ * another cell of row l, which keeps at least l digits), or lengthens the shared prefix (step 2),
+ * so a route cannot loop. An `exclude` predicate removes candidates, such as nodes
  * suspected of having failed, so that reliable routing can route around them. With exclusions in
  * play, "deliver here" means that no usable node is closer; it is the protocol's job not to deliver
  * while a closer leaf is only suspected (consistent routing).
@@ -33,6 +39,11 @@ export interface RouteTables<N extends HasId> {
   readonly routingTable: RoutingTableView<N>
   /** More candidates for the rare case, such as the neighbourhood set. */
   readonly extra?: Iterable<N>
+  /**
+   * Known members of the cells of one routing-table row (each shares exactly `row` digits with
+   * this node), or undefined when none are known: more candidates for step 2.
+   */
+  readonly rowMembers?: (row: number) => readonly N[] | undefined
 }
 
 /** Which rule chose a forward. */
@@ -80,10 +91,24 @@ export function nextHop<N extends HasId>(
 
   // 2. The routing-table cell for the next digit of the key.
   const l = self.sharedPrefixLength(key, b)
-  const cell = routingTable.get(l, key.digit(l, b))
-  if (cell !== undefined && (exclude === undefined || !exclude(cell))) {
-    return { type: 'forward', node: cell, rule: 'routingTable' }
+  const col = key.digit(l, b)
+  const cell = routingTable.get(l, col)
+  const usable = cell !== undefined && (exclude === undefined || !exclude(cell))
+  const members = tables.rowMembers?.(l)
+  if (members !== undefined && members.length > 0) {
+    let pick = usable ? cell : undefined
+    for (const m of members) {
+      if (pick !== undefined && compareDistance(key, m.id, pick.id) >= 0) continue
+      if (exclude === undefined || !exclude(m)) pick = m
+    }
+    if (
+      pick !== undefined &&
+      (pick === cell || pick.id.digit(l, b) === col || compareDistance(key, pick.id, self) < 0)
+    ) {
+      return { type: 'forward', node: pick, rule: 'routingTable' }
+    }
   }
+  if (usable) return { type: 'forward', node: cell, rule: 'routingTable' }
 
   // 3. The rare case: any known node at least as far along the prefix and strictly closer.
   // (The cast keeps TypeScript from narrowing `best` to undefined: it is assigned in `consider`.)
