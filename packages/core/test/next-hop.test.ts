@@ -29,8 +29,10 @@ type RefDecision = { type: 'deliver' } | { type: 'forward'; id: bigint; rule: st
 
 /**
  * Pastry's decision, written plainly: (1) within the leaf set's range, the closest of self and the
- * usable leaves; (2) else the usable routing-table cell (l, key digit l); (3) else the closest usable
- * known node that shares at least l digits and is strictly closer than self; else deliver.
+ * usable leaves; (2) else the usable routing-table cell (l, key digit l), or, when members of row
+ * l's cells are known, the closest of the usable cell entry and the usable members in the key's
+ * cell or strictly closer than self; (3) else the closest usable known node that shares at least l
+ * digits and is strictly closer than self; else deliver.
  */
 function refNextHop(
   self: bigint,
@@ -41,6 +43,7 @@ function refNextHop(
   extra: readonly bigint[],
   key: bigint,
   excluded: ReadonlySet<bigint>,
+  rowMembers: ReadonlyMap<number, readonly bigint[]> = new Map(),
 ): RefDecision {
   const usable = (x: bigint) => !excluded.has(x)
   const cwFar = cw[cw.length - 1]
@@ -56,8 +59,19 @@ function refNextHop(
     return best === self ? { type: 'deliver' } : { type: 'forward', id: best, rule: 'leafSet' }
   }
   const l = refSharedPrefix(self, key, b)
-  const cell = cells.get(`${l},${refDigit(key, l, b)}`)
-  if (cell !== undefined && usable(cell)) return { type: 'forward', id: cell, rule: 'routingTable' }
+  const col = refDigit(key, l, b)
+  const cell = cells.get(`${l},${col}`)
+  const row = rowMembers.get(l) ?? []
+  if (row.length > 0) {
+    const candidates = [
+      ...(cell !== undefined && usable(cell) ? [cell] : []),
+      ...row.filter((x) => usable(x) && (refDigit(x, l, b) === col || refCompareDistance(key, x, self) < 0)),
+    ]
+    if (candidates.length > 0) {
+      const pick = candidates.reduce((best, x) => (refCompareDistance(key, x, best) < 0 ? x : best))
+      return { type: 'forward', id: pick, rule: refDigit(pick, l, b) === col ? 'routingTable' : 'rare' }
+    }
+  } else if (cell !== undefined && usable(cell)) return { type: 'forward', id: cell, rule: 'routingTable' }
   const rows = [...cells].filter(([k]) => Number(k.split(',')[0]) >= l).map(([, x]) => x)
   const best = closest(
     [...cw, ...ccw, ...rows, ...extra].filter((x) => usable(x) && refSharedPrefix(x, key, b) >= l),
@@ -163,6 +177,28 @@ test('exclude skips a suspected routing-table entry and falls back to the rare c
   assert.equal(decide(handBuilt([near]), hex('7f'), [near]), fwd(S - 0x20n, 'rare'))
 })
 
+test('row members: the closest of the entry and the members in the key cell or closer than self', () => {
+  const withRow0 = (xs: readonly bigint[]): RouteTables<Node> => ({
+    ...handBuilt(),
+    ...rowMembersOf(new Map([[0, [...xs]]])),
+  })
+  // 0x13…: the row-0 cell holds 0x1234…; a known member of the same cell closer to the key wins,
+  // and, sharing the key's first digit, is a routing-table forward.
+  const inCell = hex('13') + 7n
+  assert.equal(decide(withRow0([inCell]), hex('13')), fwd(inCell, 'routingTable'))
+  // A member of another cell, across the key cell's edge, that is closer still (and closer than
+  // self) wins as a rare-case forward: it shares l digits, not l + 1.
+  const across = hex('2')
+  assert.equal(decide(withRow0([inCell, across]), hex('1fff')), fwd(across, 'rare'))
+  // An excluded member is skipped: the entry again.
+  assert.equal(decide(withRow0([inCell]), hex('13'), [inCell]), fwd(hex('1234'), 'routingTable'))
+  // The key's cell is empty (0x2…): a member in it is taken.
+  const inEmpty = hex('21')
+  assert.equal(decide(withRow0([inEmpty]), hex('2')), fwd(inEmpty, 'routingTable'))
+  // Members of rows other than the key's row l play no part: 0x8a… is routed by row 1.
+  assert.equal(decide(withRow0([inCell, across]), hex('8a')), fwd(hex('8a5'), 'routingTable'))
+})
+
 test('alone (empty tables): deliver every key', () => {
   fc.assert(
     fc.property(
@@ -218,50 +254,87 @@ const scenario = fc
         { maxLength: 24 },
       ),
       extra: ids(0, 4),
+      members: ids(0, 8),
       keys: ids(1, 8),
       excludeMask: fc.array(fc.boolean(), { maxLength: 60 }),
     })
   })
 
+/** Known row members by row: each id other than self goes in the row of the prefix it shares with self. */
+function byRow(self: bigint, b: DigitBits, members: readonly bigint[]): Map<number, bigint[]> {
+  const rows = new Map<number, bigint[]>()
+  for (const x of members) {
+    if (x === self) continue
+    const r = refSharedPrefix(self, x, b)
+    rows.set(r, [...(rows.get(r) ?? []), x])
+  }
+  return rows
+}
+
+/** The `rowMembers` field for tables, or nothing when no row has members. */
+function rowMembersOf(rows: ReadonlyMap<number, readonly bigint[]>): Pick<RouteTables<Node>, 'rowMembers'> {
+  if (rows.size === 0) return {}
+  const lists = new Map([...rows].map(([r, xs]) => [r, xs.map(node)]))
+  return { rowMembers: (row) => lists.get(row) }
+}
+
 test(`nextHop equals the reference decision on random small tables (seed ${SEED})`, () => {
   fc.assert(
-    fc.property(scenario, ({ b, size, self, leaves, removed, entries, extra, keys, excludeMask }) => {
-      const leafSet = new LeafSet<Node>(id(self), size)
-      for (const x of leaves) leafSet.insert(node(x))
-      for (const r of removed) if (leaves.length > 0) leafSet.remove(id(leaves[r % leaves.length]!))
-      const routingTable = new RoutingTable<Node>(id(self), b)
-      for (const [x, p] of entries) routingTable.insert(node(x), p)
-      const cells = new Map<string, bigint>()
-      for (const e of routingTable.entries()) cells.set(`${e.row},${e.col}`, big(e.node.id))
-      const tables: RouteTables<Node> = { self: id(self), b, leafSet, routingTable, extra: extra.map(node) }
-      const known = [...new Set([...leaves, ...entries.map(([x]) => x), ...extra])]
-      const excluded = new Set(known.filter((_, i) => excludeMask[i] === true))
-      const cw = leafSet.cwMembers().map((m) => big(m.id))
-      const ccw = leafSet.ccwMembers().map((m) => big(m.id))
-      for (const key of [...keys, ...known]) {
-        for (const ex of [new Set<bigint>(), excluded]) {
-          const got = show(nextHop(tables, id(key), ex.size === 0 ? undefined : (n) => ex.has(big(n.id))))
-          const want = refNextHop(self, b, cw, ccw, cells, extra, key, ex)
-          assert.equal(got, want, `key ${key.toString(16)}`)
-          if (got.type === 'forward') {
-            assert.is.not(got.id, self, 'never forwards to itself')
-            assert.not.ok(ex.has(got.id), 'never forwards to an excluded node')
+    fc.property(
+      scenario,
+      ({ b, size, self, leaves, removed, entries, extra, members, keys, excludeMask }) => {
+        const leafSet = new LeafSet<Node>(id(self), size)
+        for (const x of leaves) leafSet.insert(node(x))
+        for (const r of removed) if (leaves.length > 0) leafSet.remove(id(leaves[r % leaves.length]!))
+        const routingTable = new RoutingTable<Node>(id(self), b)
+        for (const [x, p] of entries) routingTable.insert(node(x), p)
+        const cells = new Map<string, bigint>()
+        for (const e of routingTable.entries()) cells.set(`${e.row},${e.col}`, big(e.node.id))
+        const rows = byRow(self, b, members)
+        const tables: RouteTables<Node> = {
+          self: id(self),
+          b,
+          leafSet,
+          routingTable,
+          extra: extra.map(node),
+          ...rowMembersOf(rows),
+        }
+        const known = [...new Set([...leaves, ...entries.map(([x]) => x), ...extra, ...members])]
+        const excluded = new Set(known.filter((_, i) => excludeMask[i] === true))
+        const cw = leafSet.cwMembers().map((m) => big(m.id))
+        const ccw = leafSet.ccwMembers().map((m) => big(m.id))
+        for (const key of [...keys, ...known]) {
+          for (const ex of [new Set<bigint>(), excluded]) {
+            const got = show(nextHop(tables, id(key), ex.size === 0 ? undefined : (n) => ex.has(big(n.id))))
+            const want = refNextHop(self, b, cw, ccw, cells, extra, key, ex, rows)
+            assert.equal(got, want, `key ${key.toString(16)}`)
+            if (got.type === 'forward') {
+              assert.is.not(got.id, self, 'never forwards to itself')
+              assert.not.ok(ex.has(got.id), 'never forwards to an excluded node')
+            }
           }
         }
-      }
-    }),
+      },
+    ),
     { numRuns: 800, includeErrorInReport: true },
   )
 })
 
 test(`a forward is strictly closer to the key than self, or shares a strictly longer prefix (seed ${SEED})`, () => {
   fc.assert(
-    fc.property(scenario, ({ b, size, self, leaves, entries, extra, keys, excludeMask }) => {
+    fc.property(scenario, ({ b, size, self, leaves, entries, extra, members, keys, excludeMask }) => {
       const leafSet = new LeafSet<Node>(id(self), size)
       for (const x of leaves) leafSet.insert(node(x))
       const routingTable = new RoutingTable<Node>(id(self), b)
       for (const [x, p] of entries) routingTable.insert(node(x), p)
-      const tables: RouteTables<Node> = { self: id(self), b, leafSet, routingTable, extra: extra.map(node) }
+      const tables: RouteTables<Node> = {
+        self: id(self),
+        b,
+        leafSet,
+        routingTable,
+        extra: extra.map(node),
+        ...rowMembersOf(byRow(self, b, members)),
+      }
       const excluded = new Set(leaves.filter((_, i) => excludeMask[i] === true))
       for (const key of keys) {
         for (const ex of [undefined, (n: Node) => excluded.has(big(n.id))]) {

@@ -248,6 +248,9 @@ test('config: resolveConfig rejects bad settings with ConfigError, naming the se
     [{ failedMemoryMs: 0 }, 'failedMemoryMs'],
     [{ probeRetries: -1 }, 'probeRetries'],
     [{ probeRetries: 1.5 }, 'probeRetries'],
+    [{ deepCellMembers: -1 }, 'deepCellMembers'],
+    [{ deepCellMembers: 17 }, 'deepCellMembers'],
+    [{ deepCellMembers: 2.5 }, 'deepCellMembers'],
     [{ probeRetries: 101 }, 'probeRetries'],
     [{ maxRouteAttempts: 0 }, 'maxRouteAttempts'],
     [{ maxRouteAttempts: 2.5 }, 'maxRouteAttempts'],
@@ -852,6 +855,37 @@ test(named('routing: a forward hook can redirect'), () => {
   assert.is(l.deliveries[0]!.node, root, 'and it still reached the root')
   assert.is(l.deliveries[0]!.hops, hops.length)
 })
+
+test(
+  named('routing: deep-cell members take routes to the closest node in fewer hops, and survive crashes'),
+  () => {
+    const meanHops = (lookups: readonly Lookup[]) =>
+      lookups.reduce((s, l) => s + l.deliveries[0]!.hops, 0) / lookups.length
+    const run = (config: Partial<ProtocolConfig>) => {
+      const d = overlay('route/deep-cells', 600, config)
+      const lookups = d.randomLookups(600)
+      d.runUntilQuiet()
+      const r = d.report(lookups)
+      assert.equal([r.lost, r.wrong, r.duplicated], [0, 0, 0], r.details.join('\n'))
+      return { d, hops: meanHops(lookups) }
+    }
+    const off = run({ deepCellMembers: 0 })
+    const on = run({})
+    // 600 nodes: row 1 is deep (cells of about 2.3 nodes), so a node that shares one digit with the
+    // key knows the whole neighbourhood of the key's root and goes straight to it.
+    assert.ok(on.hops < off.hops - 0.15, `mean hops ${on.hops} with members, ${off.hops} without`)
+    // Crash a tenth at once; after the repair period every lookup again ends at the closest node,
+    // though lists still name crashed nodes until their verdicts (the hops to them time out and
+    // go around).
+    const d = on.d
+    for (let i = 5; i < 600; i += 10) d.crash(i)
+    d.runFor(3 * DEFAULT_PROTOCOL_CONFIG.leafSetTimeoutMs)
+    const after = d.randomLookups(600)
+    d.runUntilQuiet()
+    const r = d.report(after)
+    assert.equal([r.lost, r.wrong, r.duplicated], [0, 0, 0], r.details.join('\n'))
+  },
+)
 
 test(named('routing: a forward hook can drop, at the origin or on the way'), () => {
   const d = overlay('route/drop', 40, { deepCellMembers: 0 })

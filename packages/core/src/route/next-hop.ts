@@ -9,9 +9,10 @@
  *    cell at row l, column (digit l of the key) holds a node sharing at least l + 1 digits: forward.
  *    When the tables also know the members of row l's cells (`rowMembers`, kept for the deep rows,
  *    where a cell holds only a few nodes), forward instead to whichever of them and the entry is
- *    numerically closest to the key, provided it shares l + 1 digits or is strictly closer than
- *    this node. That node is often the key's root itself (in the key's cell, or across the cell's
- *    edge), which saves the hop from the entry to the root, as long as a random one.
+ *    numerically closest to the key, of those that share l + 1 digits with it (its cell) or are
+ *    strictly closer than this node (rule 'rare' for the latter). That node is often the key's
+ *    root itself, in the key's cell or across the cell's edge, which saves the hop from the entry
+ *    to the root, as long as a random one.
  * 3. Rare case. Otherwise forward to a known node (leaf set, routing table, extra candidates such as
  *    the neighbourhood set) that shares at least l digits with the key and is strictly closer to it
  *    than this node; of those, the closest. When there is none, deliver here.
@@ -96,19 +97,20 @@ export function nextHop<N extends HasId>(
   const usable = cell !== undefined && (exclude === undefined || !exclude(cell))
   const members = tables.rowMembers?.(l)
   if (members !== undefined && members.length > 0) {
+    // The numerically closest of the entry and the row's members that share l + 1 digits with the
+    // key (those in its cell) or are strictly closer than this node.
     let pick = usable ? cell : undefined
     for (const m of members) {
       if (pick !== undefined && compareDistance(key, m.id, pick.id) >= 0) continue
+      if (m.id.digit(l, b) !== col && compareDistance(key, m.id, self) >= 0) continue
       if (exclude === undefined || !exclude(m)) pick = m
     }
-    if (
-      pick !== undefined &&
-      (pick === cell || pick.id.digit(l, b) === col || compareDistance(key, pick.id, self) < 0)
-    ) {
-      return { type: 'forward', node: pick, rule: 'routingTable' }
+    if (pick !== undefined) {
+      return { type: 'forward', node: pick, rule: pick.id.digit(l, b) === col ? 'routingTable' : 'rare' }
     }
+  } else if (usable) {
+    return { type: 'forward', node: cell, rule: 'routingTable' }
   }
-  if (usable) return { type: 'forward', node: cell, rule: 'routingTable' }
 
   // 3. The rare case: any known node at least as far along the prefix and strictly closer.
   // (The cast keeps TypeScript from narrowing `best` to undefined: it is assigned in `consider`.)
