@@ -280,11 +280,11 @@ export class PastryNode implements ProtocolNode {
    * `deepCellMembers` nodes. Null marks a cell asked about that is not so small, or not seen
    * whole. Nodes that join later are added; failed ones are taken out.
    */
-  readonly #cellMembers = new Map<number, NodeHandle[] | null>()
+  readonly #cellMembers = new Map<number, DeepCell>()
   /** The members of each deep row's cells in one array, made on demand; dropped on a change. */
-  readonly #rowMemberCache = new Map<number, readonly NodeHandle[]>()
+  readonly #rowMemberCache: (readonly NodeHandle[] | undefined)[] = []
   /** Entries asked for their leaf sets to learn their cells' members: id hex → cell index. */
-  readonly #cellAsks = new BoundedMap<string, number>(MAX_CELL_ASKS)
+  #cellAsks: BoundedMap<string, number> | undefined = undefined
   /** The first deep row, as of leaf-set version {@link #deepRowVersion}. */
   #deepRow = Number.POSITIVE_INFINITY
   #deepRowVersion = -1
@@ -292,8 +292,6 @@ export class PastryNode implements ProtocolNode {
   #deepRowSeeded = Number.NaN
   /** The overlay size the leaf set implies, as of {@link #deepRowVersion}. */
   #nodesEstimate = Number.NaN
-  /** The overlay size estimated when each cell's list was learned. */
-  readonly #cellLearnedAt = new Map<number, number>()
   /**
    * For a few seconds after activation: the nodes told that this node is active. The
    * members of deep cells learned meanwhile are told too, since their own lists of this node's
@@ -656,9 +654,9 @@ export class PastryNode implements ProtocolNode {
           if (this.#state === 'joining') this.#onSeekLeafSet(now, message.from, message.leafSet)
           return
         }
-        const cell = this.#cellAsks.size === 0 ? undefined : this.#cellAsks.get(from.id.toHex())
+        const cell = this.#cellAsks?.get(from.id.toHex())
         if (cell !== undefined) {
-          this.#cellAsks.delete(from.id.toHex())
+          this.#cellAsks!.delete(from.id.toHex())
           this.#learnCell(from, message.leafSet, cell)
           return
         }
@@ -1397,7 +1395,7 @@ export class PastryNode implements ProtocolNode {
     // An active node in a deep cell known whole belongs in its list (it joined the cell since).
     if (learn && this.#cellMembers.size > 0 && this.#state === 'active') {
       const at = this.routingTable.cellIndexOf(from.id)
-      if (at >= 0 && this.#cellMembers.get(at) != null) this.#noteCellMember(now, from, at)
+      if (at >= 0 && this.#cellMembers.get(at)?.members != null) this.#noteCellMember(now, from, at)
     }
     // Learn from traffic: an active node heard from for the first time, or back from the dead, or
     // not in the tables and not offered lately, is a candidate for the tables.
@@ -1524,13 +1522,12 @@ export class PastryNode implements ProtocolNode {
   #refreshGrownCells(now: number): void {
     const nodes = this.#nodesEstimate
     let asks = 0
-    for (const [at, list] of this.#cellMembers) {
-      if (list === null || asks >= MAX_REFRESH_ASKS) continue
-      const learnedAt = this.#cellLearnedAt.get(at) ?? 0
-      if (learnedAt * GROWN_FACTOR >= nodes) continue
-      const ask = this.routingTable.atIndex(at) ?? list[0]
+    for (const [at, cell] of this.#cellMembers) {
+      if (cell.members === null || asks >= MAX_REFRESH_ASKS) continue
+      if (cell.learnedAt * GROWN_FACTOR >= nodes) continue
+      const ask = this.routingTable.atIndex(at) ?? cell.members[0]
       if (ask === undefined) continue
-      this.#cellLearnedAt.set(at, nodes)
+      cell.learnedAt = nodes
       this.#askCell(now, ask, at)
       asks++
     }
@@ -1566,12 +1563,13 @@ export class PastryNode implements ProtocolNode {
    */
   #noteCellMember(now: number, n: NodeHandle, at: number): void {
     if (at >> this.config.b < this.#firstDeepRow()) return
-    const list = this.#cellMembers.get(at)
-    if (list === undefined) {
-      this.#cellMembers.set(at, null)
+    const cell = this.#cellMembers.get(at)
+    if (cell === undefined) {
+      this.#cellMembers.set(at, { members: null, learnedAt: this.#nodesEstimate })
       this.#askCell(now, n, at)
       return
     }
+    const list = cell.members
     if (list === null) return
     for (let i = 0; i < list.length; i++) {
       if (list[i]!.id.equals(n.id)) {
@@ -1581,8 +1579,8 @@ export class PastryNode implements ProtocolNode {
     }
     // A node new to a whole cell joined it since: the cell stays whole, or grew past small.
     if (list.length < this.config.deepCellMembers) list.push(n)
-    else this.#cellMembers.set(at, null)
-    this.#rowMemberCache.delete(at >> this.config.b)
+    else cell.members = null
+    this.#uncacheRow(at >> this.config.b)
   }
 
   /**
@@ -1590,23 +1588,28 @@ export class PastryNode implements ProtocolNode {
    * deep now: a list kept while the overlay was smaller holds a few of a cell that has since
    * grown, where the proximity-chosen entry is the better hop.
    */
+  #uncacheRow(row: number): void {
+    if (row < this.#rowMemberCache.length) this.#rowMemberCache[row] = undefined
+  }
+
   #rowMembers(row: number): readonly NodeHandle[] | undefined {
     if (this.#cellMembers.size === 0 || row < this.#firstDeepRow()) return undefined
-    let all = this.#rowMemberCache.get(row)
+    let all = this.#rowMemberCache[row]
     if (all === undefined) {
       const out: NodeHandle[] = []
       const cols = 1 << this.config.b
       for (let at = row * cols; at < (row + 1) * cols; at++) {
-        const list = this.#cellMembers.get(at)
+        const list = this.#cellMembers.get(at)?.members
         if (list != null) for (const m of list) out.push(m)
       }
       all = out
-      this.#rowMemberCache.set(row, all)
+      this.#rowMemberCache[row] = all
     }
     return all.length === 0 ? undefined : all
   }
 
   #askCell(now: number, n: NodeHandle, at: number): void {
+    this.#cellAsks ??= new BoundedMap<string, number>(MAX_CELL_ASKS)
     this.#cellAsks.set(n.id.toHex(), at)
     this.#transmit(now, n.address, n, { type: 'leafSetRequest', from: this.handle })
   }
@@ -1654,28 +1657,30 @@ export class PastryNode implements ProtocolNode {
             this.#transmit(this.#lastNow, m.address, m, { type: 'heartbeat', from: this.handle })
           }
         }
-        this.#cellMembers.set(cell, members.length <= cap && members.length > 0 ? members : null)
-        this.#cellLearnedAt.set(cell, this.#nodesEstimate)
-        this.#rowMemberCache.delete(cell >> b)
+        this.#cellMembers.set(cell, {
+          members: members.length <= cap && members.length > 0 ? members : null,
+          learnedAt: this.#nodesEstimate,
+        })
+        this.#uncacheRow(cell >> b)
       }
       i = j
     }
     if (!askedWhole && at >> b >= deep) {
-      this.#cellMembers.set(at, null)
-      this.#rowMemberCache.delete(at >> b)
+      this.#cellMembers.set(at, { members: null, learnedAt: this.#nodesEstimate })
+      this.#uncacheRow(at >> b)
     }
   }
 
   /** Takes a node out of its deep cell's members. */
   #dropCellMember(n: NodeHandle): void {
     const at = this.routingTable.cellIndexOf(n.id)
-    const list = this.#cellMembers.get(at)
+    const list = this.#cellMembers.get(at)?.members
     if (list == null) return
     const i = list.findIndex((m) => m.id.equals(n.id))
     if (i < 0) return
     list.splice(i, 1)
     // An empty cell stays known as empty (a whole cell with no members is still whole).
-    this.#rowMemberCache.delete(at >> this.config.b)
+    this.#uncacheRow(at >> this.config.b)
   }
 
   #rttSample(s: number, sampleMs: number): void {
@@ -2230,13 +2235,12 @@ export class PastryNode implements ProtocolNode {
       for (const at of this.#cellMembers.keys()) {
         if (at >> this.config.b >= deep) continue
         this.#cellMembers.delete(at)
-        this.#cellLearnedAt.delete(at)
-        this.#rowMemberCache.delete(at >> this.config.b)
+        this.#uncacheRow(at >> this.config.b)
       }
       const cells = [...this.#cellMembers.keys()]
       if (cells.length > 0) {
         const at = cells[this.#rng.int(cells.length)]!
-        const ask = this.routingTable.atIndex(at) ?? this.#cellMembers.get(at)?.[0]
+        const ask = this.routingTable.atIndex(at) ?? this.#cellMembers.get(at)?.members?.[0]
         if (ask !== undefined) this.#askCell(now, ask, at)
       }
     }
@@ -2314,6 +2318,16 @@ function sentOnlyWhenActive(message: Message): boolean {
     default:
       return false
   }
+}
+
+/**
+ * A deep routing-table cell as a node knows it: its whole membership, or null when the cell was
+ * asked about but is not small or was not seen whole; and the overlay size estimated when it was
+ * learned.
+ */
+interface DeepCell {
+  members: NodeHandle[] | null
+  learnedAt: number
 }
 
 /** True when `handles` holds `h` itself or another handle with its id. */
