@@ -654,11 +654,14 @@ export class PastryNode implements ProtocolNode {
           if (this.#state === 'joining') this.#onSeekLeafSet(now, message.from, message.leafSet)
           return
         }
-        const cell = this.#cellAsks?.get(from.id.toHex())
+        const hex = from.id.toHex()
+        const cell = this.#cellAsks?.get(hex)
         if (cell !== undefined) {
-          this.#cellAsks!.delete(from.id.toHex())
+          this.#cellAsks!.delete(hex)
           this.#learnCell(from, message.leafSet, cell)
-          return
+          // A leaf-set member's answer also serves leaf-set repair, which may have asked the
+          // same node at the same time (one answer meets both asks).
+          if (!this.leafSet.contains(from.id)) return
         }
         this.#mergeLeafSet(now, message.leafSet)
         return
