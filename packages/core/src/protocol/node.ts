@@ -1526,8 +1526,8 @@ export class PastryNode implements ProtocolNode {
     const nodes = this.#nodesEstimate
     let asks = 0
     for (const [at, cell] of this.#cellMembers) {
-      if (cell.members === null || asks >= MAX_REFRESH_ASKS) continue
-      if (cell.learnedAt * GROWN_FACTOR >= nodes) continue
+      if (asks >= MAX_REFRESH_ASKS) break
+      if (cell.members === null || cell.learnedAt * GROWN_FACTOR >= nodes) continue
       const ask = this.routingTable.atIndex(at) ?? cell.members[0]
       if (ask === undefined) continue
       cell.learnedAt = nodes
