@@ -117,6 +117,10 @@ fuzz('random and mutated frames over a handshaken connection', async () => {
       const m = /pastry_runtime_events_total\{counter="badFrames"\} (\d+)/.exec(await metrics())
       return m !== null && Number(m[1]) >= 1_000
     })
+    // A flipped byte in a frame's sender id still decodes: the runtime drops it for naming another
+    // node than the connection's, and its forged handle never reaches the tables.
+    const s = /pastry_runtime_events_total\{counter="senderMismatches"\} (\d+)/.exec(await metrics())
+    assert.ok(s !== null && Number(s[1]) >= 1, 'the runtime dropped frames naming another sender')
     await assertRoutingCorrect('after random and mutated frames')
   } finally {
     await client.close()

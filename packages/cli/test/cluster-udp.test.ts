@@ -203,6 +203,12 @@ fuzz('random datagrams, mutated recorded ones, and garbage frames over a genuine
       await (await fetch(`http://${target.admin}/metrics`)).text(),
     )
     assert.ok(m !== null && Number(m[1]) >= 500, 'the runtime counted the garbage frames')
+    // A flipped byte in a frame's sender id still decodes: the runtime drops it for naming another
+    // node than the connection's, and its forged handle never reaches the tables.
+    const s = /pastry_runtime_events_total\{counter="senderMismatches"\} (\d+)/.exec(
+      await (await fetch(`http://${target.admin}/metrics`)).text(),
+    )
+    assert.ok(s !== null && Number(s[1]) >= 1, 'the runtime dropped frames naming another sender')
     await assertRoutingCorrect('after random and mutated datagrams')
   } finally {
     await client1.close()

@@ -3,7 +3,7 @@
 // testkit simulator: it is the least that runs the driver loop of `src/protocol/types.ts` faithfully.
 //
 // - One queue of (time, seq) items: message arrivals, node timers, and scheduled test actions.
-// - Node i lives at address `n<i>`. A link's latency is a fixed function of its two ends, so every
+// - Node i lives at address `n:<i>`. A link's latency is a fixed function of its two ends, so every
 //   link is FIFO and a run is a pure function of the seed.
 // - After every input to a node: drain pollTransmit, drain pollEvent (every event is recorded per
 //   node, with its virtual time), and re-arm the node's one timer at nextDeadline(). Timers are
@@ -43,7 +43,7 @@ export function defaultLatency(i: number, j: number): number {
   return 5 + ((i * 7919 + j * 104729) % 40)
 }
 
-export const addressOf = (i: number): string => `n${i}`
+export const addressOf = (i: number): string => `n:${i}`
 
 /** An event as a node emitted it, at the virtual time it was polled. */
 export interface Recorded {

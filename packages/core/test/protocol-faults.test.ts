@@ -6,7 +6,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { compareDistance, createRng, Id, type Message, type ProtocolConfig, randomId } from '../src/index.js'
-import { Driver, defaultLatency, FAST, type Lookup, mod128 } from './_driver.js'
+import { addressOf, Driver, defaultLatency, FAST, type Lookup, mod128 } from './_driver.js'
 import { SEED } from './_seed.js'
 
 const seedOf = (label: string): string => `${SEED}/protocol-faults/${label}`
@@ -144,7 +144,7 @@ test('regression: a reroute walks a run of dead leaves and gives up after maxRou
       .node(5)
       .leafSet.cwMembers()
       .map((m) => m.address),
-    ['n17', 'n18', 'n19', 'n20', 'n21', 'n22', 'n23', 'n6'],
+    ['n:17', 'n:18', 'n:19', 'n:20', 'n:21', 'n:22', 'n:23', 'n:6'],
   )
   const tried: string[] = []
   d.watch((s) => {
@@ -238,7 +238,10 @@ test(named('Go regression: a hole in the leaf set was never refilled'), () => {
     .eventsOf(x, 'update')
     .filter((r) => !r.event.joined)
     .map((r) => r.event.node.address)
-  assert.ok(left.includes(`n${middle}`) && left.includes(`n${far}`), 'update(joined: false) for both')
+  assert.ok(
+    left.includes(addressOf(middle)) && left.includes(addressOf(far)),
+    'update(joined: false) for both',
+  )
   assert.is(nodeFailedFor(d, x, middle).length, 1)
   const lookups = d.randomLookups(200, 2)
   d.runUntilQuiet()
@@ -771,7 +774,7 @@ test(named('leave: neighbours remove the leaver and refill; lookups stay 100% co
     assert.not.ok(d.node(n).leafSet.contains(d.node(leaver).id))
     const gone = d
       .eventsOf(n, 'update')
-      .filter((r) => !r.event.joined && r.event.node.address === `n${leaver}`)
+      .filter((r) => !r.event.joined && r.event.node.address === addressOf(leaver))
     assert.is(gone.length, 1, `n${n}: update(joined: false) for the leaver`)
     assert.ok(d.node(n).leafSet.isFull, `n${n} refilled its leaf set`)
   }
@@ -841,7 +844,9 @@ test(named('regression: a leaver that hands a message over is taken back into th
   d.leave(leaver)
   stop()
   d.runUntil(t0 + 500)
-  const recovered = d.eventsOf(member, 'nodeRecovered').filter((r) => r.event.node.address === `n${leaver}`)
+  const recovered = d
+    .eventsOf(member, 'nodeRecovered')
+    .filter((r) => r.event.node.address === addressOf(leaver))
   assert.not.ok(
     d.node(member).leafSet.contains(d.node(leaver).id),
     `n${member} has the departed n${leaver} in its leaf set again (nodeRecovered at ${recovered.map((r) => r.at - t0)} ms)`,

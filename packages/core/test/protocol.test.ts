@@ -19,7 +19,7 @@ import {
   randomId,
   resolveConfig,
 } from '../src/index.js'
-import { Driver, FAST, type Lookup, mod128 } from './_driver.js'
+import { addressOf, Driver, FAST, type Lookup, mod128 } from './_driver.js'
 import { SEED } from './_seed.js'
 
 const seedOf = (label: string): string => `${SEED}/protocol/${label}`
@@ -334,12 +334,12 @@ test(named('join: two nodes'), () => {
     const ls = d.node(a).leafSet
     assert.equal(
       [ls.cwMembers().map((m) => m.address), ls.ccwMembers().map((m) => m.address)],
-      [[`n${b}`], [`n${b}`]],
+      [[addressOf(b)], [addressOf(b)]],
       `n${a} has n${b} on both sides`,
     )
   }
   const updates = d.eventsOf(0, 'update').map((r) => [r.event.node.address, r.event.joined])
-  assert.equal(updates, [['n1', true]], 'the bootstrap saw the joiner arrive')
+  assert.equal(updates, [['n:1', true]], 'the bootstrap saw the joiner arrive')
   const lookups = d.randomLookups(50)
   d.runUntilQuiet()
   assertPerfect(d, lookups, 'two nodes')
@@ -792,7 +792,7 @@ test(named('routing: send gives a direct event at the target, and nowhere else')
   assert.is(got.length, 1)
   assert.is(got[0]!.event.app, 'chat')
   assert.equal(got[0]!.event.payload, payload)
-  assert.is(got[0]!.event.from.address, 'n3')
+  assert.is(got[0]!.event.from.address, 'n:3')
   assert.ok(got[0]!.event.from.id.equals(d.node(3).id))
   for (let i = 0; i < d.nodes.length; i++) if (i !== 19) assert.equal(d.eventsOf(i, 'direct'), [])
 })
@@ -826,7 +826,7 @@ test(named('routing: forward hooks see each hop, and can replace the payload'), 
   )
   assert.equal(
     seen.map((s) => s.next),
-    path.slice(1).map((i) => `n${i}`),
+    path.slice(1).map((i) => addressOf(i)),
     'next is where it went',
   )
   assert.equal([...l.deliveries[0]!.payload], [200, ...forwarders], 'each hop replaced the payload')

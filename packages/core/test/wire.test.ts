@@ -9,6 +9,7 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { ConfigError } from '../src/errors.js'
 import { Id } from '../src/id/id.js'
+import { parseAddress, TransportError } from '../src/runtime/transport.js'
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
   decodeMessage,
@@ -136,9 +137,12 @@ const idArb = fc.uint8Array({ minLength: 16, maxLength: 16 }).map((b) => Id.from
 const addressArb = fc.oneof(
   fc.tuple(fc.ipV4(), fc.integer({ min: 0, max: 65535 })).map(([host, port]) => `${host}:${port}`),
   fc.tuple(fc.ipV6(), fc.integer({ min: 0, max: 65535 })).map(([host, port]) => `[${host}]:${port}`),
-  fc.string({ unit: 'binary', maxLength: 65 }).filter((s) => byteLength(s) <= MAX_ADDRESS_BYTES),
-  fc.constant('a'.repeat(MAX_ADDRESS_BYTES)),
-  fc.constant('é'.repeat(MAX_ADDRESS_BYTES / 2)),
+  fc
+    .tuple(fc.domain(), fc.integer({ min: 0, max: 65535 }))
+    .map(([host, port]) => `${host}:${port}`)
+    .filter((s) => byteLength(s) <= MAX_ADDRESS_BYTES),
+  fc.constant(`${'a'.repeat(MAX_ADDRESS_BYTES - 6)}:65535`),
+  fc.constant('sim:1000000'),
 )
 const handleArb: fc.Arbitrary<NodeHandle> = fc.record({ id: idArb, address: addressArb })
 const leafSetArb = fc.oneof(
@@ -317,7 +321,7 @@ roundTrip('a decoded payload is a plain copy: reusing the frame buffer does not 
 roundTrip('the largest valid joinReply round-trips when the limit allows it', () => {
   const h = (i: number): NodeHandle => ({
     id: Id.fromWords(i, i, i, i),
-    address: 'x'.repeat(MAX_ADDRESS_BYTES),
+    address: `${'x'.repeat(MAX_ADDRESS_BYTES - 6)}:65535`,
   })
   const leafSet = Array.from({ length: MAX_LEAF_SET_HANDLES }, (_, i) => h(i))
   const rows = Array.from({ length: MAX_ROWS }, (_, r) => ({
@@ -355,6 +359,16 @@ function expectInvalid(msg: unknown, path: string): void {
   }
   assert.unreachable(`expected InvalidMessageError at ${path}`)
 }
+
+encoding('a handle whose address is not host:port', () => {
+  for (const address of BAD_ADDRESSES) {
+    assert.throws(
+      () => encodeMessage({ ...ROUTE, origin: { id: ID_A, address } }),
+      (e: unknown) => e instanceof InvalidMessageError && e.path === 'route.origin.address',
+      JSON.stringify(address),
+    )
+  }
+})
 
 encoding('hops out of range, with the field path', () => {
   expectInvalid({ ...ROUTE, hops: MAX_HOPS + 1 }, 'route.hops')
@@ -507,6 +521,63 @@ decoding('TOO_LONG: lists and strings over their bounds', () => {
   expectError(enc(routeFrame({ origin: [ID_A.toBytes(), 'a'.repeat(MAX_ADDRESS_BYTES + 1)] })), 'TOO_LONG')
 })
 
+const BAD_ADDRESSES = [
+  'no-port-here',
+  '127.0.0.1B50297', // a mangled colon
+  '127.0.0\u00051:50297', // a control character
+  '127.0.0.1 :4000',
+  'host/path:4000',
+  ':4000',
+  'host:',
+  'host:40a0',
+  'host:12345678901',
+  '[::1]4000',
+  '[1.2.3.4]:4000',
+  '[::g]:4000',
+  '::1:4000',
+  'é:4000',
+  '',
+]
+const GOOD_ADDRESSES = [
+  '10.0.0.1:4000',
+  'node-1.example_x:0',
+  '[::1]:4000',
+  '[fe80::1%eth0]:9',
+  'sim:1000000',
+]
+
+decoding('BAD_FIELD: a handle whose address is not host:port, with the field path', () => {
+  for (const address of BAD_ADDRESSES) {
+    expectError(enc(routeFrame({ origin: [ID_A.toBytes(), address] })), 'BAD_FIELD', 'route.origin.address')
+    const leafSet = [H(), [ID_B.toBytes(), address]]
+    expectError(
+      enc([PROTOCOL_VERSION, MESSAGES.leafSetReply.code, H(), leafSet]),
+      'BAD_FIELD',
+      'leafSetReply.leafSet[1].address',
+    )
+    expectError(
+      enc([PROTOCOL_VERSION, MESSAGES.heartbeat.code, [ID_A.toBytes(), address], null]),
+      'BAD_FIELD',
+    )
+  }
+  for (const address of GOOD_ADDRESSES) {
+    const r = decodeMessage(enc(routeFrame({ origin: [ID_A.toBytes(), address] })))
+    assert.ok(r.ok && r.message.type === 'route' && r.message.origin.address === address, address)
+  }
+})
+
+decoding('parseAddress takes the same form, with a 16-bit port', () => {
+  for (const address of [...BAD_ADDRESSES, 'host:65536', 'host:099999']) {
+    assert.throws(
+      () => parseAddress(address),
+      (e: unknown) => e instanceof TransportError && e.code === 'BAD_ADDRESS',
+      JSON.stringify(address),
+    )
+  }
+  assert.equal(parseAddress('[fe80::1%eth0]:9'), { host: 'fe80::1%eth0', port: 9 })
+  assert.equal(parseAddress('node-1.example_x:65535'), { host: 'node-1.example_x', port: 65535 })
+})
+
 decoding('UNSUPPORTED_CBOR: a tag, an indefinite length, a map, a float, undefined', () => {
   // What a default-configured cbor-x writes on Node: byte strings wrapped in tag 64.
   const tagged = new Uint8Array(new Encoder({ useRecords: false }).encode(routeFrame()))
@@ -631,12 +702,12 @@ decoding('decoding never throws, even on hostile arguments', () => {
  * continuation byte: a validator that read past the string's end would be fooled by it.
  */
 function frameWithText(content: Uint8Array): Uint8Array {
-  const leafSet = [[ID_A.toBytes(), 'Q'.repeat(content.length)], H()]
-  const frame = enc([PROTOCOL_VERSION, MESSAGES.leafSetReply.code, H(), leafSet])
+  // The text goes in a route's app name, the next item being its 10-byte payload (0x4a).
+  const frame = enc(routeFrame({ app: 'Q'.repeat(content.length) }))
   if (content.length === 0) return frame
   const at = frame.indexOf(0x51) // 'Q': no other byte of this frame is 0x51
   frame.set(content, at)
-  assert.is(frame[at + content.length], 0x82)
+  assert.is(frame[at + content.length], 0x4a)
   return frame
 }
 
@@ -683,7 +754,7 @@ decoding('MALFORMED: text accepts exactly well-formed UTF-8, as a fatal TextDeco
           if (!r.ok) assert.is(r.error.code, 'MALFORMED')
         } else {
           assert.ok(r.ok, `rejected ${hex(content)}`)
-          if (r.ok && r.message.type === 'leafSetReply') assert.is(r.message.leafSet[0]?.address, expected)
+          if (r.ok && r.message.type === 'route') assert.is(r.message.app, expected)
         }
       },
     ),

@@ -5,6 +5,7 @@ import {
   closestId,
   createNode,
   createRng,
+  encodeMessage,
   Id,
   IllegalStateError,
   JoinError,
@@ -178,6 +179,41 @@ rt('a bad frame becomes a badFrame event and the node goes on routing', async ()
     const delivered = next(target, 'deliver')
     ;(nodes[0] as OverlayNode).route(target.id, APP, new Uint8Array([1]))
     assert.is((await delivered).payload[0], 1)
+  } finally {
+    await raw.close()
+    await Promise.all(nodes.map((n) => n.close()))
+  }
+})
+
+rt('a frame naming another sender than its connection is dropped; its sender is not learned', async () => {
+  const net = new MemoryNetwork()
+  const nodes = await overlay(net, 2, `runtime-sender-${SEED}`)
+  const raw = net.createTransport()
+  const rawId = Id.fromWords(0x10203040, 1, 2, 3)
+  const address = await raw.listen({
+    address: 'mem:0',
+    localId: rawId,
+    handlers: { message() {}, error() {} },
+  })
+  try {
+    await converged(nodes)
+    const target = nodes[1] as OverlayNode
+    // The connection is rawId's, the frame claims another id: dropped before the protocol sees it.
+    const forged = Id.fromWords(0x50607080, 4, 5, 6)
+    const bad = next(target, 'badFrame')
+    raw.send(target.address, encodeMessage({ type: 'heartbeat', from: { id: forged, address } }))
+    const e = await bad
+    assert.is(e.code, 'SENDER_MISMATCH')
+    assert.ok(e.message.includes(forged.toHex()) && e.message.includes(rawId.toHex()), e.message)
+    assert.is(target.stats.senderMismatches, 1)
+    assert.is(target.stats.badFrames, 0)
+    assert.not.ok(target.machine.leafSet.contains(forged), 'the forged sender is not in the leaf set')
+    // The same frame under the connection's own id is taken: an active node heard from is learned.
+    const learned = next(target, 'update', (u) => u.joined && u.node.id.equals(rawId))
+    raw.send(target.address, encodeMessage({ type: 'heartbeat', from: { id: rawId, address } }))
+    await learned
+    assert.ok(target.machine.leafSet.contains(rawId))
+    assert.is(target.stats.senderMismatches, 1)
   } finally {
     await raw.close()
     await Promise.all(nodes.map((n) => n.close()))

@@ -25,6 +25,7 @@ import { createUdpTransport } from '@pastry/transport-udp'
 import { pino } from 'pino'
 import { UsageError } from '../errors.js'
 import { type DeliveredRecord, HttpError, startAdmin } from './admin.js'
+import { LogBudget } from './log-budget.js'
 import { collectMetrics } from './metrics.js'
 import { PubSubAdmin } from './pubsub-admin.js'
 import { RecentLog } from './recent.js'
@@ -260,8 +261,16 @@ export async function runNode(argv: readonly string[]): Promise<number> {
   node.on('routeFailed', (e) =>
     log.warn({ msgId: e.msgId, key: e.key.toHex(), reason: e.reason }, 'route failed'),
   )
-  node.on('error', (e) => log.warn({ code: e.code }, e.message))
-  node.on('badFrame', (e) => log.warn({ code: e.code, from: e.from }, `bad frame: ${e.message}`))
+  // Peers can cause these two by the thousand; the counters in /metrics keep the full numbers.
+  const budget = new LogBudget()
+  node.on('error', (e) => {
+    const skipped = (n: number) => log.warn({ skipped: n }, `${n} more error lines were left out`)
+    if (budget.take('error', skipped)) log.warn({ code: e.code }, e.message)
+  })
+  node.on('badFrame', (e) => {
+    const skipped = (n: number) => log.warn({ skipped: n }, `${n} more bad-frame lines were left out`)
+    if (budget.take('badFrame', skipped)) log.warn({ code: e.code, from: e.from }, `bad frame: ${e.message}`)
+  })
   node.on('transportError', (e) => log.debug({ code: e.error.code, peer: e.error.peer }, e.error.message))
 
   const leave = async (why: string) => {

@@ -83,7 +83,11 @@ export class JoinError extends PastryError {
 export type RuntimeEvent =
   /** The transport reported a problem (an unreachable peer, a refused handshake, ...). */
   | { readonly type: 'transportError'; readonly error: TransportError }
-  /** A frame that did not decode; `code` is the wire error's. The node carried on. */
+  /**
+   * A frame that was dropped: `code` is the wire error's when it did not decode, or
+   * `SENDER_MISMATCH` when it names another sender than the node the transport's handshake
+   * introduced on that connection. The node carried on.
+   */
   | { readonly type: 'badFrame'; readonly code: string; readonly message: string; readonly from: string }
 
 /** Every event an {@link OverlayNode} emits. */
@@ -102,6 +106,11 @@ export interface RuntimeStats {
   bytesOut: number
   /** Frames that failed to decode. */
   badFrames: number
+  /**
+   * Frames that decoded but name another node as their sender than the one the transport's
+   * handshake introduced on that connection: dropped, as mangled or forged.
+   */
+  senderMismatches: number
   /** Messages the machine produced that could not be encoded or handed to the transport. */
   sendFailures: number
   transportErrors: number
@@ -180,6 +189,7 @@ export class OverlayNode {
     bytesIn: 0,
     bytesOut: 0,
     badFrames: 0,
+    senderMismatches: 0,
     sendFailures: 0,
     transportErrors: 0,
     listenerErrors: 0,
@@ -380,6 +390,19 @@ export class OverlayNode {
         type: 'badFrame',
         code: decoded.error.code,
         message: decoded.error.message,
+        from: from.address,
+      })
+      return
+    }
+    const sender = decoded.message.from.id
+    if (from.id !== undefined && !sender.equals(from.id)) {
+      // Every message names its sender, and a node only ever sends its own: a frame naming another
+      // node on this connection was mangled or forged, and its handles are not to be believed.
+      this.stats.senderMismatches++
+      this.#emit({
+        type: 'badFrame',
+        code: 'SENDER_MISMATCH',
+        message: `the frame names ${sender.toHex()} as its sender, on the connection of ${from.id.toHex()}`,
         from: from.address,
       })
       return

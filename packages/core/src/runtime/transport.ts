@@ -23,6 +23,7 @@
 
 import { PastryError } from '../errors.js'
 import type { Id } from '../id/id.js'
+import { addressForm } from '../wire/address.js'
 
 /** Who a frame came from, as the transport knows it. */
 export interface TransportPeer {
@@ -137,34 +138,18 @@ export interface HostPort {
  * anything else. Transports call it on every address they are given.
  */
 export function parseAddress(address: string): HostPort {
-  if (typeof address !== 'string') throw new TransportError('BAD_ADDRESS', 'an address must be a string')
-  let host: string
-  let portText: string
-  if (address.startsWith('[')) {
-    const close = address.indexOf(']')
-    if (close < 0 || address[close + 1] !== ':') {
-      throw new TransportError('BAD_ADDRESS', `bad address "${address}": expected [ipv6]:port`)
-    }
-    host = address.slice(1, close)
-    portText = address.slice(close + 2)
-    if (!host.includes(':'))
-      throw new TransportError('BAD_ADDRESS', `bad address "${address}": brackets are for IPv6`)
-  } else {
-    const colon = address.lastIndexOf(':')
-    if (colon <= 0) throw new TransportError('BAD_ADDRESS', `bad address "${address}": expected host:port`)
-    host = address.slice(0, colon)
-    portText = address.slice(colon + 1)
-    if (host.includes(':')) {
-      throw new TransportError('BAD_ADDRESS', `bad address "${address}": put an IPv6 host in brackets`)
-    }
+  const form = addressForm(address)
+  if (typeof form === 'string') {
+    throw new TransportError(
+      'BAD_ADDRESS',
+      typeof address === 'string' ? `bad address "${address}": ${form}` : form,
+    )
   }
-  if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) {
+  const port = Number(form.port)
+  if (form.port.length > 5 || port > 65535) {
     throw new TransportError('BAD_ADDRESS', `bad address "${address}": the port must be 0..65535`)
   }
-  if (host.length === 0 || /[\s/]/.test(host)) {
-    throw new TransportError('BAD_ADDRESS', `bad address "${address}": bad host`)
-  }
-  return { host, port: Number(portText) }
+  return { host: form.host, port }
 }
 
 /** Joins a host and port into an address, bracketing IPv6 hosts. */

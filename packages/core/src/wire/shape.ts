@@ -11,6 +11,7 @@
  */
 import { ID_BYTES } from '../id/digits.js'
 import { Id } from '../id/id.js'
+import { addressForm } from './address.js'
 import { InvalidMessageError, MessageTooLargeError, type WireError, type WireErrorCode } from './errors.js'
 import {
   MAX_ADDRESS_BYTES,
@@ -125,7 +126,9 @@ function encodeField(spec: FieldSpec, v: unknown, maxMessageBytes: number): unkn
       path.push('id')
       const idBytes = encodeField(ID_SPEC, h.id, maxMessageBytes)
       path[path.length - 1] = 'address'
-      const address = encodeField(ADDRESS_SPEC, h.address, maxMessageBytes)
+      const address = encodeField(ADDRESS_SPEC, h.address, maxMessageBytes) as string
+      const form = addressForm(address)
+      if (typeof form === 'string') invalid(`${JSON.stringify(address)} is not an address: ${form}`)
       path.pop()
       return [idBytes, address]
     }
@@ -245,7 +248,10 @@ function decodeField(spec: FieldSpec, v: unknown): unknown {
       path.push('id')
       const nodeId = decodeField(ID_SPEC, v[0])
       path[path.length - 1] = 'address'
-      const address = decodeField(ADDRESS_SPEC, v[1])
+      const address = decodeField(ADDRESS_SPEC, v[1]) as string
+      const form = addressForm(address)
+      if (typeof form === 'string')
+        reject('BAD_FIELD', `${JSON.stringify(address)} is not an address: ${form}`)
       path.pop()
       return { id: nodeId, address }
     }
