@@ -15,7 +15,7 @@
  * Integers above 2^32 - 1 (sequence numbers) are written as CBOR uint64 (through bigint, as core's
  * codec does) and read back as numbers.
  */
-import { Id, MAX_ADDRESS_BYTES, type NodeHandle } from '@pastry/core'
+import { addressForm, Id, MAX_ADDRESS_BYTES, type NodeHandle } from '@pastry/core'
 import { Decoder, Encoder, type Options } from 'cbor-x'
 
 /** The version every pubsub message carries. */
@@ -381,10 +381,12 @@ function id(x: unknown, what: string): Id {
 
 function handle(x: unknown, what: string): NodeHandle {
   const [i, a] = arr(x, 2, what)
-  return Object.freeze({
-    id: id(i, `${what}.id`),
-    address: text(a, MAX_ADDRESS_BYTES, `${what}.address`, true),
-  })
+  const address = text(a, MAX_ADDRESS_BYTES, `${what}.address`, true)
+  const form = addressForm(address)
+  if (typeof form === 'string') {
+    throw new Fail('BAD_FIELD', `${what}.address ${JSON.stringify(address)} is not an address: ${form}`)
+  }
+  return Object.freeze({ id: id(i, `${what}.id`), address })
 }
 
 function idList(x: unknown, max: number, what: string): Id[] {

@@ -122,7 +122,7 @@ m('max-children hands extra children down to existing ones', () => {
 m('max-children hands a new child to the nearest existing child when the host measures RTTs', () => {
   // A root with room for three children; the host knows RTTs to its peers. The fourth subscriber is
   // handed to the nearest child (by RTT), not to the child whose id is closest to its own.
-  const handle = (i: number): NodeHandle => ({ id: hashId(`peer-${i}`), address: `p${i}` })
+  const handle = (i: number): NodeHandle => ({ id: hashId(`peer-${i}`), address: `p:${i}` })
   const self = handle(0)
   const rtt = new Map<string, number>([
     [handle(1).id.toHex(), 80],

@@ -42,6 +42,20 @@ w('every message type round-trips', () => {
   }
 })
 
+w('a handle whose address is not host:port is refused (BAD_FIELD)', () => {
+  for (const address of ['10.0.0.1B4000', '10.0.0\u00051:4000', 'no-port', 'a b:1']) {
+    // The encoder writes what it is given; the decoder is the gate.
+    const m: PubSubWireMessage = {
+      type: 'subscribeRedirect',
+      topic: 'news',
+      to: { id: b.id, address },
+      redirects: 1,
+    }
+    const r = decodePubSub(encodePubSub(m), 1 << 20)
+    assert.ok(!r.ok && r.error.code === 'BAD_FIELD' && r.error.message.includes('address'), address)
+  }
+})
+
 w('bad input is refused with a typed error, never thrown', () => {
   const cases: [Uint8Array, string][] = [
     [new Uint8Array([]), 'MALFORMED'],

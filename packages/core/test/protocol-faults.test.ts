@@ -663,7 +663,7 @@ test(
     probesByHelper = 0
     const fakes = Array.from({ length: 500 }, (_, k) => ({
       id: randomId(d.rng),
-      address: `n${d.nodes.length + k}`,
+      address: addressOf(d.nodes.length + k),
     }))
     for (const [k, target] of fakes.entries())
       d.inject(helper, { type: 'indirectProbe', from: d.node(asker).handle, nonce: 100 + k, target })

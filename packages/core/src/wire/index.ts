@@ -9,6 +9,7 @@
  *
  * @module
  */
+export { type AddressParts, addressForm } from './address.js'
 export {
   type CodecOptions,
   DEFAULT_MAX_MESSAGE_BYTES,
