@@ -632,6 +632,42 @@ test(named("regression: just after a joiner became active, a neighbour delivered
 })
 
 test(
+  named('regression: a join that outlasts joinTimeoutMs still has its keys held until it is active'),
+  () => {
+    // A member of the joiner's leaf set crashed unnoticed, so the joiner waits for it through its
+    // announce retries and second opinions, longer than joinTimeoutMs. The members that confirmed it
+    // held its keys for joinTimeoutMs only, and the one that was their root delivered one itself
+    // just after the joiner turned active (found by the churn benchmark: a wrong delivery 38 ms after
+    // a 12 s join). The joiner now renews their wait every announce round.
+    const config = { ...FAST, joinTimeoutMs: 1200 }
+    const d = new Driver({ seed: seedOf('join/slow-window'), n: 21, config })
+    d.ring(20)
+    d.runFor(3000)
+    const j = 20
+    // Far from the joiner's id, so that no node nearer to its keys is suspected meanwhile.
+    const silent = d.expectedLeafSet(j).cw[6]!
+    d.crash(silent)
+    const t0 = d.now
+    d.join(j, [0])
+    d.runUntilTrue(() => d.node(j).state === 'active', 30_000)
+    assert.ok(d.now - t0 > config.joinTimeoutMs, `the join took ${d.now - t0} ms, past joinTimeoutMs`)
+    const key = d.node(j).id
+    const lookups = d
+      .node(j)
+      .leafSet.members()
+      .map((m) => d.route(d.indexOf(m.id), key))
+    d.runUntilQuiet()
+    for (const l of lookups) {
+      assert.equal(
+        l.deliveries.map((r) => r.node),
+        [j],
+        `routed from n${l.origin} the moment the joiner became active`,
+      )
+    }
+  },
+)
+
+test(
   named('join: keys held for a joiner that never becomes active are delivered after joinTimeoutMs'),
   () => {
     const d = new Driver({ seed: seedOf('join/window-crash'), n: 21 })

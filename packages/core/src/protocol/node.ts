@@ -1123,7 +1123,14 @@ export class PastryNode implements ProtocolNode {
     }
     for (const n of this.#leafMembers()) this.#announceTo(now, n)
     const attempt = this.#joinAttempt
-    if (!this.#maybeActivate(now) && this.#state === 'joining' && attempt === this.#joinAttempt) {
+    const active = this.#maybeActivate(now)
+    if (!active && this.#state === 'joining' && attempt === this.#joinAttempt) {
+      // The members that confirmed hold the keys this node will own for joinTimeoutMs after its
+      // announce (`#arriving`), and a join still waiting on a silent member can last longer: each
+      // round renews their wait, so that none delivers such a key itself when this node turns
+      // active and its first heartbeat is still on the way.
+      for (const n of this.#leafMembers())
+        if (this.#confirmed.has(n.id.toHex())) this.#announceTo(now, n, true)
       this.#deadlines.push(now + this.#announceWaitMs(), 'announce', this.#joinAttempt)
     }
   }
