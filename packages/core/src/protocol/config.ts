@@ -79,7 +79,11 @@ export interface ProtocolConfig {
    * enough to walk past L/2 − 1 adjacent dead leaves with L = 16, plus retries).
    */
   readonly maxRouteAttempts: number
-  /** How long a joiner waits for the join's answer before trying again (default 10,000). */
+  /**
+   * How long a joiner waits for the join's answer before trying again (default 10,000). Also how
+   * long a member that confirmed a joiner holds the joiner's keys after its latest announce (the
+   * joiner announces again each round while it waits on other members).
+   */
   readonly joinTimeoutMs: number
   /** Join attempts before the join fails (default 5). */
   readonly joinAttempts: number
