@@ -203,7 +203,7 @@ interface Held {
 const EMPTY = new Uint8Array(0)
 
 /** Peer records kept beyond those of table members and probed nodes. */
-const SPARE_PEER_RECORDS = 64
+const SPARE_PEER_RECORDS = 16
 
 /** One Pastry node as a sans-IO state machine. See the module comment and `types.ts`. */
 export class PastryNode implements ProtocolNode {
