@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { fileURLToPath } from 'node:url'
 import { main } from './index.js'
 
 // A reader that stops early (`pastry ... | head`) is not an error of ours.
@@ -7,7 +8,7 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
   throw e
 })
 
-main(process.argv.slice(2)).then(
+main(process.argv.slice(2), { entry: fileURLToPath(import.meta.url) }).then(
   (code) => {
     process.exitCode = code
   },

@@ -26,16 +26,26 @@ Run \`pastry <command> --help\` for a command's options.`
 
 export { UsageError }
 
+/** How {@link main} was started. */
+export interface MainOptions {
+  /**
+   * The script that runs the CLI (the `pastry` bin). When given, `pastry sim` may run itself again
+   * through it in a child process with a larger heap; without it, a simulation always runs in
+   * this process.
+   */
+  readonly entry?: string
+}
+
 /**
  * Runs the CLI with the arguments after the program name. Resolves to the exit code: 0 on
  * success, 1 on a failure while running, 2 on a bad command line.
  */
-export async function main(argv: readonly string[]): Promise<number> {
+export async function main(argv: readonly string[], options: MainOptions = {}): Promise<number> {
   const [command, ...rest] = argv
   try {
     switch (command) {
       case 'sim':
-        return await runSim(rest)
+        return await runSim(rest, options.entry)
       case 'node':
         return await runNode(rest)
       case 'demo':

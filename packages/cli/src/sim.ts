@@ -16,6 +16,7 @@ import {
   type TopologyKind,
 } from '@pastry/testkit'
 import { UsageError } from './errors.js'
+import { runWithHeap, simHeapNeedMb } from './heap.js'
 import { createProgress } from './progress.js'
 import { type PubSubExperimentReport, runPubSubExperiment } from './pubsub-sim.js'
 
@@ -69,8 +70,12 @@ function intOption(
   return n
 }
 
-/** Runs `pastry sim` with its arguments (after `sim`). Resolves to the process exit code. */
-export async function runSim(argv: readonly string[]): Promise<number> {
+/**
+ * Runs `pastry sim` with its arguments (after `sim`). Resolves to the process exit code. With
+ * `entry` (the `pastry` script), a run that needs more heap than this process may use runs in a
+ * child process started through it (see heap.ts).
+ */
+export async function runSim(argv: readonly string[], entry?: string): Promise<number> {
   let parsed: ReturnType<typeof parse>
   try {
     parsed = parse(argv)
@@ -113,8 +118,6 @@ export async function runSim(argv: readonly string[]): Promise<number> {
   if ((churnSessionMin === undefined) !== (churnDurationMin === undefined)) {
     throw new UsageError('--churn-session-min and --duration-min go together')
   }
-  const seed = v.seed ?? seedFromEnv('pastry sim')
-  if (v.seed !== undefined) process.stderr.write(`[pastry sim] PASTRY_SEED=${seed}\n`)
   if (v.pubsub === true) {
     for (const name of [
       'static',
@@ -128,14 +131,21 @@ export async function runSim(argv: readonly string[]): Promise<number> {
     ] as const) {
       if (v[name] !== undefined) throw new UsageError(`--${name} cannot be combined with --pubsub`)
     }
+    const topics = intOption('topics', v.topics, 100, 1, 100_000)
+    const publishes = intOption('publishes', v.publishes, 1000, 0, 10_000_000)
+    if (entry !== undefined) {
+      const code = await runWithHeap(simHeapNeedMb('pubsub', nodes, 0, true), entry, ['sim', ...argv], log)
+      if (code !== undefined) return code
+    }
+    const seed = simSeed(v.seed)
     const progress = createProgress()
     let report: PubSubExperimentReport
     try {
       report = runPubSubExperiment({
         seed,
         nodes,
-        topics: intOption('topics', v.topics, 100, 1, 100_000),
-        publishes: intOption('publishes', v.publishes, 1000, 0, 10_000_000),
+        topics,
+        publishes,
         topology,
         config: { b: b as ProtocolConfig['b'], leafSetSize },
         ...(fail === undefined ? {} : { failFraction: fail }),
@@ -150,6 +160,13 @@ export async function runSim(argv: readonly string[]): Promise<number> {
   for (const name of ['topics', 'publishes'] as const) {
     if (v[name] !== undefined) throw new UsageError(`--${name} needs --pubsub`)
   }
+  const pns = v['no-pns'] !== true
+  if (entry !== undefined) {
+    const kind = v.static === true ? 'static' : 'protocol'
+    const code = await runWithHeap(simHeapNeedMb(kind, nodes, lookups, pns), entry, ['sim', ...argv], log)
+    if (code !== undefined) return code
+  }
+  const seed = simSeed(v.seed)
 
   const progress = createProgress()
   const out = v.out === undefined ? undefined : openOutput(v.out)
@@ -161,7 +178,7 @@ export async function runSim(argv: readonly string[]): Promise<number> {
     b,
     leafSetSize,
     topology,
-    pns: v['no-pns'] !== true,
+    pns,
     onProgress: (phase: string, fraction: number) => progress.update(phase, fraction),
     ...(out === undefined ? {} : { onLookup: out.lookup, onNodes: out.nodes }),
   }
@@ -193,6 +210,17 @@ export async function runSim(argv: readonly string[]): Promise<number> {
   if (v.json === true) process.stdout.write(`${JSON.stringify(result)}\n`)
   else process.stdout.write(result.mode === 'static' ? formatReport(result) : formatProtocolReport(result))
   return 0
+}
+
+const log = (line: string): void => {
+  process.stderr.write(`${line}\n`)
+}
+
+/** The run's seed: --seed, else PASTRY_SEED, else a fresh one (printed on stderr either way). */
+function simSeed(option: string | undefined): string {
+  const seed = option ?? seedFromEnv('pastry sim')
+  if (option !== undefined) log(`[pastry sim] PASTRY_SEED=${seed}`)
+  return seed
 }
 
 function parse(argv: readonly string[]) {

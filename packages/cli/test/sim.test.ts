@@ -284,6 +284,42 @@ test('sim (protocol mode) --json --out: nodes join through the protocol; files r
   assert.is(recount, report.correct)
 })
 
+test('sim with a heap too small for the run: it runs again in a child with a larger heap, same report', () => {
+  // 1,200 nodes with PNS hold about 45 MB once settled: with the old space limited to 24 MB, the
+  // process aborts with "heap out of memory" (exit 134) if it runs the simulation itself
+  // (PASTRY_SIM_RESPAWNED=1 shows it).
+  const args = ['sim', '--nodes', '1200', '--lookups', '300', '--seed', '11', '--json']
+  const env: NodeJS.ProcessEnv = { ...process.env, FORCE_COLOR: '0' }
+  delete env.PASTRY_SEED
+  delete env.PASTRY_SIM_RESPAWNED
+  const [script, ...flags] = [...NODE_ARGS].reverse()
+  const small = spawnSync(
+    process.execPath,
+    [...flags.reverse(), '--max-old-space-size=24', script!, ...args],
+    {
+      cwd: ROOT,
+      env,
+      encoding: 'utf8',
+    },
+  )
+  assert.is(small.status, 0, small.stderr)
+  assert.match(
+    small.stderr,
+    /heap and the limit is \d+ MB: running it in a child process with --max-old-space-size=\d+/,
+  )
+  const report = JSON.parse(small.stdout)
+  assert.is(report.nodes, 1200)
+  assert.is(report.lookups, 300)
+  assert.is(report.correct, 300)
+  // The child is the same deterministic run as one started with enough heap.
+  const big = sim(args.slice(1))
+  assert.is(big.status, 0, big.stderr)
+  assert.not.match(big.stderr, /running it in a child process/)
+  const { wallMs: _w1, peakRssMb: _p1, ...a } = report
+  const { wallMs: _w2, peakRssMb: _p2, ...b } = JSON.parse(big.stdout)
+  assert.equal(a, b)
+})
+
 test('sim --lookup-retry-ms: roots answer, unanswered lookups are sent again, each counted once', () => {
   // Under 5 % loss some answers (direct messages, not acknowledged) are lost, so some lookups are
   // sent again although delivered: each such copy is a duplicate, not a second lookup.
