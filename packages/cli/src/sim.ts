@@ -131,13 +131,23 @@ export async function runSim(argv: readonly string[], entry?: string): Promise<n
     ] as const) {
       if (v[name] !== undefined) throw new UsageError(`--${name} cannot be combined with --pubsub`)
     }
-    const topics = intOption('topics', v.topics, 100, 1, 100_000)
-    const publishes = intOption('publishes', v.publishes, 1000, 0, 10_000_000)
-    if (entry !== undefined) {
-      const code = await runWithHeap(simHeapNeedMb('pubsub', nodes, 0, true), entry, ['sim', ...argv], log)
-      if (code !== undefined) return code
+  } else {
+    for (const name of ['topics', 'publishes'] as const) {
+      if (v[name] !== undefined) throw new UsageError(`--${name} needs --pubsub`)
     }
-    const seed = simSeed(v.seed)
+  }
+  const topics = intOption('topics', v.topics, 100, 1, 100_000)
+  const publishes = intOption('publishes', v.publishes, 1000, 0, 10_000_000)
+  const pns = v['no-pns'] !== true
+  if (entry !== undefined) {
+    const kind = v.pubsub === true ? 'pubsub' : v.static === true ? 'static' : 'protocol'
+    const need = simHeapNeedMb(kind, nodes, kind === 'pubsub' ? 0 : lookups, pns)
+    const code = await runWithHeap(need, entry, ['sim', ...argv], log)
+    if (code !== undefined) return code
+  }
+  const seed = simSeed(v.seed)
+
+  if (v.pubsub === true) {
     const progress = createProgress()
     let report: PubSubExperimentReport
     try {
@@ -157,16 +167,6 @@ export async function runSim(argv: readonly string[], entry?: string): Promise<n
     process.stdout.write(v.json === true ? `${JSON.stringify(report)}\n` : formatPubSubReport(report))
     return report.missing === 0 && report.duplicates === 0 && report.outOfOrder === 0 ? 0 : 1
   }
-  for (const name of ['topics', 'publishes'] as const) {
-    if (v[name] !== undefined) throw new UsageError(`--${name} needs --pubsub`)
-  }
-  const pns = v['no-pns'] !== true
-  if (entry !== undefined) {
-    const kind = v.static === true ? 'static' : 'protocol'
-    const code = await runWithHeap(simHeapNeedMb(kind, nodes, lookups, pns), entry, ['sim', ...argv], log)
-    if (code !== undefined) return code
-  }
-  const seed = simSeed(v.seed)
 
   const progress = createProgress()
   const out = v.out === undefined ? undefined : openOutput(v.out)
