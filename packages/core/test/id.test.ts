@@ -6,6 +6,7 @@ import fc from 'fast-check'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { InvalidIdError } from '../src/errors.js'
+import { clockwiseFraction } from '../src/id/id.js'
 import {
   checkDigitBits,
   closestId,
@@ -526,6 +527,24 @@ test('ring: onClockwiseArc matches the interval reference, including wrap-around
   assert.not.ok(onClockwiseArc(id(1n), Id.MAX, Id.ZERO))
   assert.ok(onClockwiseArc(id(7n), id(7n), id(7n)))
   assert.not.ok(onClockwiseArc(id(7n), id(7n), id(8n)))
+})
+
+test('ring: clockwiseFraction is the clockwise distance over the ring size, from its top 64 bits', () => {
+  fc.assert(
+    fc.property(triple, ([o, x]) => {
+      const f = clockwiseFraction(id(o), id(x))
+      const d = id(o).clockwiseTo(id(x))
+      // Exactly what the words of clockwiseTo give, with no Id allocated.
+      assert.is(f, d.word(0) / 2 ** 32 + d.word(1) / 2 ** 64)
+      const ref = Number(mod(x - o) >> 64n) / 2 ** 64
+      assert.ok(f >= 0 && f < 1, `${f} in [0, 1)`)
+      assert.ok(Math.abs(f - ref) <= 2 ** -52, `${f} ≈ ${ref}`)
+    }),
+    { numRuns: 2 * RUNS },
+  )
+  assert.is(clockwiseFraction(id(5n), id(5n)), 0)
+  assert.is(clockwiseFraction(id(1n << 127n), Id.ZERO), 0.5)
+  assert.is(clockwiseFraction(Id.ZERO, id(3n << 126n)), 0.75)
 })
 
 test('ring: compareClockwise is the sign of the clockwise-distance comparison', () => {

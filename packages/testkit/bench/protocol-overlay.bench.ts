@@ -30,6 +30,10 @@ function child(pns: string): Promise<Record<string, string | number>> {
         '--import',
         'tsx',
         '--max-old-space-size=20000',
+        // A young generation of 3 × 64 MB instead of 3 × 16: the messages and probe records a
+        // large overlay keeps in flight then die young instead of being promoted and left to the
+        // old generation's collections (5 % less wall time at 30,000 nodes; see BENCHMARKS.md).
+        '--max-semi-space-size=64',
         '--expose-gc',
         fileURLToPath(import.meta.url),
         String(nodes),

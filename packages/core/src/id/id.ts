@@ -358,6 +358,16 @@ export function compareClockwise(origin: Id, a: Id, b: Id): number {
 }
 
 /**
+ * The clockwise distance from `from` to `to` as a fraction of the ring, in [0, 1), from its top 64
+ * bits (the same number as `from.clockwiseTo(to)`'s first two words over 2^32 and 2^64). Allocates
+ * nothing.
+ */
+export function clockwiseFraction(from: Id, to: Id): number {
+  sub(to, from, S, 0)
+  return (S[0]! >>> 0) / 2 ** 32 + (S[1]! >>> 0) / 2 ** 64
+}
+
+/**
  * True when `x` lies on the clockwise arc from `from` to `to`, both ends included. When `from`
  * equals `to` the arc is that single point.
  */

@@ -57,7 +57,7 @@
  * `ProtocolConfig`.
  */
 import { InvalidIdError, PastryError } from '../errors.js'
-import { compareClockwise, compareDistance, type Id, onClockwiseArc } from '../id/id.js'
+import { clockwiseFraction, compareClockwise, compareDistance, type Id, onClockwiseArc } from '../id/id.js'
 import type { Rng } from '../id/rng.js'
 import { nextHop, type RouteDecision, type RouteTables } from '../route/next-hop.js'
 import { LeafSet, spansRing } from '../table/leaf-set.js'
@@ -66,6 +66,7 @@ import { RoutingTable } from '../table/routing-table.js'
 import {
   MAX_APP_NAME_BYTES,
   MAX_HOPS,
+  MAX_LEAF_SET_HANDLES,
   MAX_MESSAGE_ID,
   type Message,
   type MessageOf,
@@ -218,10 +219,15 @@ export class PastryNode implements ProtocolNode {
   #state: NodeState = 'idle'
   #lastNow = Number.NEGATIVE_INFINITY
   readonly #rng: Rng
+  // The output queues: filled at [head, tail), drained by the poll methods. Their arrays keep their
+  // room between inputs (most inputs emit something, and a new array per input is garbage), unless
+  // a burst made them large.
   readonly #transmits: (Transmit | undefined)[] = []
   #transmitHead = 0
+  #transmitTail = 0
   readonly #events: (NodeEvent | undefined)[] = []
   #eventHead = 0
+  #eventTail = 0
   readonly #deadlines = new DeadlineHeap()
   /**
    * Peer records: every node in a table or with a probe in flight, plus at most about
@@ -408,11 +414,10 @@ export class PastryNode implements ProtocolNode {
 
   pollTransmit(): Transmit | undefined {
     const q = this.#transmits
-    if (this.#transmitHead === q.length) {
-      if (q.length > 0) {
-        q.length = 0
-        this.#transmitHead = 0
-      }
+    if (this.#transmitHead === this.#transmitTail) {
+      this.#transmitHead = 0
+      this.#transmitTail = 0
+      if (q.length > MAX_KEPT_QUEUE) q.length = 0
       return undefined
     }
     const t = q[this.#transmitHead]
@@ -422,11 +427,10 @@ export class PastryNode implements ProtocolNode {
 
   pollEvent(): NodeEvent | undefined {
     const q = this.#events
-    if (this.#eventHead === q.length) {
-      if (q.length > 0) {
-        q.length = 0
-        this.#eventHead = 0
-      }
+    if (this.#eventHead === this.#eventTail) {
+      this.#eventHead = 0
+      this.#eventTail = 0
+      if (q.length > MAX_KEPT_QUEUE) q.length = 0
       return undefined
     }
     const e = q[this.#eventHead]
@@ -547,6 +551,7 @@ export class PastryNode implements ProtocolNode {
     this.#held.length = 0
     this.#transmits.length = 0
     this.#transmitHead = 0
+    this.#transmitTail = 0
     this.#shutdown(this.#state)
   }
 
@@ -685,7 +690,7 @@ export class PastryNode implements ProtocolNode {
         this.#onLeave(now, from, message.leafSet)
         return
       case 'direct':
-        this.#events.push({ type: 'direct', app: message.app, payload: message.payload, from })
+        this.#emit({ type: 'direct', app: message.app, payload: message.payload, from })
         return
     }
   }
@@ -783,12 +788,12 @@ export class PastryNode implements ProtocolNode {
     if (this.#state !== from)
       throw new IllegalStateError(`cannot go from ${this.#state} to ${to} (expected ${from})`)
     this.#state = to
-    this.#events.push({ type: 'stateChanged', from, to })
+    this.#emit({ type: 'stateChanged', from, to })
   }
 
   #shutdown(from: NodeState): void {
     this.#state = 'closed'
-    this.#events.push({ type: 'stateChanged', from, to: 'closed' })
+    this.#emit({ type: 'stateChanged', from, to: 'closed' })
     this.#deadlines.clear()
     this.#probes.clear()
     this.#indirect.clear()
@@ -1037,7 +1042,7 @@ export class PastryNode implements ProtocolNode {
     // them, the nodes are alive, and a new attempt must not keep them out of its leaf set.
     this.#failed.clear()
     if (this.#joinAttempt >= this.config.joinAttempts) {
-      this.#events.push({
+      this.#emit({
         type: 'joinFailed',
         reason: `no answer to ${this.config.joinAttempts} join attempts`,
       })
@@ -1272,7 +1277,7 @@ export class PastryNode implements ProtocolNode {
     }
     if (this.#delivered.has(routed.msgId)) return
     this.#delivered.set(routed.msgId, true)
-    this.#events.push({
+    this.#emit({
       type: 'deliver',
       msgId: routed.msgId,
       key: routed.key,
@@ -1336,7 +1341,7 @@ export class PastryNode implements ProtocolNode {
 
   #fail(routed: Routed, reason: RouteFailureReason): void {
     if (routed.kind !== 'route') return
-    this.#events.push({ type: 'routeFailed', msgId: routed.msgId, key: routed.key, app: routed.app, reason })
+    this.#emit({ type: 'routeFailed', msgId: routed.msgId, key: routed.key, app: routed.app, reason })
   }
 
   #sendJoinRows(now: number, joiner: NodeHandle): void {
@@ -1532,15 +1537,16 @@ export class PastryNode implements ProtocolNode {
   #refreshGrownCells(now: number): void {
     const nodes = this.#nodesEstimate
     let asks = 0
-    for (const [at, cell] of this.#cellMembers) {
-      if (asks >= MAX_REFRESH_ASKS) break
-      if (cell.members === null || cell.learnedAt * GROWN_FACTOR >= nodes) continue
+    // forEach, not for...of: this runs every tick, and the entries would be allocated.
+    this.#cellMembers.forEach((cell, at) => {
+      if (asks >= MAX_REFRESH_ASKS) return
+      if (cell.members === null || cell.learnedAt * GROWN_FACTOR >= nodes) return
       const ask = this.routingTable.atIndex(at) ?? cell.members[0]
-      if (ask === undefined) continue
+      if (ask === undefined) return
       cell.learnedAt = nodes
       this.#askCell(now, ask, at)
       asks++
-    }
+    })
   }
 
   /**
@@ -1634,31 +1640,41 @@ export class PastryNode implements ProtocolNode {
     const b = this.config.b
     const deep = this.#firstDeepRow()
     const rt = this.routingTable
-    // The run in ring order: signed clockwise offsets from `from` (a leaf set spans a tiny arc).
-    const run: { n: NodeHandle; offset: number; cell: number }[] = []
-    const seen = new Set<string>()
-    for (let i = -1; i < leafSet.length; i++) {
+    // The run in ring order, by signed clockwise offset from `from` (a leaf set spans a tiny arc):
+    // an insertion sort into scratch arrays (stable, and a run holds at most 65 nodes).
+    const runNodes = RUN_NODES
+    const runOffsets = RUN_OFFSETS
+    const runCells = RUN_CELLS
+    let length = 0
+    for (let i = -1; i < leafSet.length && length < RUN_OFFSETS.length; i++) {
       const m = i < 0 ? from : leafSet[i]!
-      const hex = m.id.toHex()
-      if (seen.has(hex)) continue
-      seen.add(hex)
-      const d = from.id.clockwiseTo(m.id)
-      const f = d.word(0) / 2 ** 32 + d.word(1) / 2 ** 64
-      run.push({ n: m, offset: f >= 0.5 ? f - 1 : f, cell: m.id.equals(this.id) ? -1 : rt.cellIndexOf(m.id) })
+      let dup = false
+      for (let k = 0; k < length && !dup; k++) dup = runNodes[k]!.id.equals(m.id)
+      if (dup) continue
+      const f = clockwiseFraction(from.id, m.id)
+      const offset = f >= 0.5 ? f - 1 : f
+      let k = length++
+      for (; k > 0 && runOffsets[k - 1]! > offset; k--) {
+        runNodes[k] = runNodes[k - 1]!
+        runOffsets[k] = runOffsets[k - 1]!
+        runCells[k] = runCells[k - 1]!
+      }
+      runNodes[k] = m
+      runOffsets[k] = offset
+      runCells[k] = m.id.equals(this.id) ? -1 : rt.cellIndexOf(m.id)
     }
-    run.sort((x, y) => x.offset - y.offset)
     const cap = this.config.deepCellMembers
     let askedWhole = false
-    for (let i = 0; i < run.length; ) {
+    for (let i = 0; i < length; ) {
       let j = i
-      while (j < run.length && run[j]!.cell === run[i]!.cell) j++
-      const cell = run[i]!.cell
+      while (j < length && runCells[j] === runCells[i]) j++
+      const cell = runCells[i]!
       // Whole when nodes of the run lie on both sides of it.
-      if (cell >= 0 && cell >> b >= deep && i > 0 && j < run.length) {
+      if (cell >= 0 && cell >> b >= deep && i > 0 && j < length) {
         if (cell === at) askedWhole = true
         const members: NodeHandle[] = []
         for (let k = i; k < j; k++) {
-          const m = run[k]!.n
+          const m = runNodes[k]!
           const hex = m.id.toHex()
           if (this.#failed.size > 0 && this.#failed.has(hex)) continue
           members.push(m)
@@ -1675,6 +1691,7 @@ export class PastryNode implements ProtocolNode {
       }
       i = j
     }
+    runNodes.fill(undefined, 0, length)
     if (!askedWhole && at >> b >= deep) {
       this.#cellMembers.set(at, { members: null, learnedAt: this.#nodesEstimate })
       this.#uncacheRow(at >> b)
@@ -1738,18 +1755,20 @@ export class PastryNode implements ProtocolNode {
     const peers = this.#peers
     // A member that stayed is usually the very same handle object, so most checks are a pointer
     // comparison; ids settle the rest (a member whose handle was replaced).
-    for (const m of after) {
+    for (let i = 0; i < after.length; i++) {
+      const m = after[i]!
       if (containsHandle(before, m)) continue
       const s = this.#slot(m)
       peers.setFlags(s, peers.flags(s) | IN_LEAF_SET)
-      this.#events.push({ type: 'update', node: m, joined: true })
+      this.#emit({ type: 'update', node: m, joined: true })
     }
-    for (const m of before) {
+    for (let i = 0; i < before.length; i++) {
+      const m = before[i]!
       if (containsHandle(after, m)) continue
       this.#flag(m.id, IN_LEAF_SET, false)
-      this.#events.push({ type: 'update', node: m, joined: false })
+      this.#emit({ type: 'update', node: m, joined: false })
     }
-    this.#events.push({ type: 'leafSetChanged', size: after.length })
+    this.#emit({ type: 'leafSetChanged', size: after.length })
   }
 
   /**
@@ -1821,11 +1840,14 @@ export class PastryNode implements ProtocolNode {
     let ccwEnd: Id | undefined
     let cwEnd: Id | undefined
     if (theirs.length >= 2 * half) {
-      const order = theirs.map((h) => h.id).sort((a, b) => compareClockwise(from.id, a, b))
-      cwEnd = order[half - 1]!
-      ccwEnd = order[order.length - half]!
+      // The half-th nearest clockwise and counter-clockwise of the sender's members.
+      const count = sortClockwise(from.id, theirs)
+      cwEnd = ORDER[half - 1]!
+      ccwEnd = ORDER[count - half]!
     }
-    for (const m of this.#leafMembers()) {
+    const members = this.#leafMembers()
+    for (let i = 0; i < members.length; i++) {
+      const m = members[i]!
       if (m.id.equals(from.id) || containsHandle(theirs, m)) continue
       if (ccwEnd !== undefined && cwEnd !== undefined && !onClockwiseArc(ccwEnd, cwEnd, m.id)) continue
       const s = this.#peers.find(m.id)
@@ -1837,7 +1859,8 @@ export class PastryNode implements ProtocolNode {
   /** Merges a leaf set received from a peer. */
   #mergeLeafSet(now: number, handles: readonly NodeHandle[]): void {
     const failed = this.#failed.size > 0
-    for (const n of handles) {
+    for (let i = 0; i < handles.length; i++) {
+      const n = handles[i]!
       if (n.id.equals(this.id) || (failed && this.#failed.has(n.id.toHex()))) continue
       if (this.leafSet.wouldAccept(n.id)) this.#offer(now, n, true)
     }
@@ -1895,7 +1918,7 @@ export class PastryNode implements ProtocolNode {
       this.#rtInsert(n, rtt)
       this.#nbInsert(n, rtt)
     }
-    if ((purposes & RECOVER) !== 0) this.#events.push({ type: 'nodeRecovered', node: n })
+    if ((purposes & RECOVER) !== 0) this.#emit({ type: 'nodeRecovered', node: n })
     if (message.leafSet !== undefined) this.#mergeLeafSet(now, message.leafSet)
     if ((purposes & SEEK) !== 0) this.#onSeekMeasured(now, n, rtt)
     if ((purposes & VOUCH) !== 0) this.#vouch(now, n, true)
@@ -2098,7 +2121,7 @@ export class PastryNode implements ProtocolNode {
       left: !failed,
     })
     if (s >= 0) this.#setSuspected(s, false)
-    if (failed) this.#events.push({ type: 'nodeFailed', node: n })
+    if (failed) this.#emit({ type: 'nodeFailed', node: n })
     if (inLeafSet) {
       this.#leafSetChanged(now, before)
       if (failed) {
@@ -2135,7 +2158,7 @@ export class PastryNode implements ProtocolNode {
 
   #forgetFailure(n: NodeHandle): void {
     const hex = n.id.toHex()
-    if (this.#failed.delete(hex)) this.#events.push({ type: 'nodeRecovered', node: n })
+    if (this.#failed.delete(hex)) this.#emit({ type: 'nodeRecovered', node: n })
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -2291,7 +2314,7 @@ export class PastryNode implements ProtocolNode {
   // Output helpers
 
   #transmit(now: number, address: string, to: NodeHandle | undefined, message: Message): void {
-    this.#transmits.push({ to: address, message })
+    this.#transmits[this.#transmitTail++] = { to: address, message }
     this.#sent[message.type] = (this.#sent[message.type] ?? 0) + 1
     if (to !== undefined) {
       const s = this.#slot(to)
@@ -2301,8 +2324,12 @@ export class PastryNode implements ProtocolNode {
     }
   }
 
+  #emit(event: NodeEvent): void {
+    this.#events[this.#eventTail++] = event
+  }
+
   #error(code: string, message: string): void {
-    this.#events.push({ type: 'error', code, message })
+    this.#emit({ type: 'error', code, message })
   }
 
   #newMsgId(): number {
@@ -2339,6 +2366,33 @@ interface DeepCell {
   members: NodeHandle[] | null
   learnedAt: number
 }
+
+// Scratch for #learnCell's run of nodes (one leaf set and its owner), reused by every node: the
+// simulator runs many nodes in one thread, and the method neither re-enters nor keeps them.
+const RUN_NODES: (NodeHandle | undefined)[] = []
+const RUN_OFFSETS = new Float64Array(MAX_LEAF_SET_HANDLES + 1)
+const RUN_CELLS = new Int32Array(MAX_LEAF_SET_HANDLES + 1)
+
+// Scratch for #probeGaps: a peer's leaf-set ids in clockwise order from the peer.
+const ORDER: Id[] = []
+
+/**
+ * Puts the ids of `handles` into {@link ORDER} sorted by clockwise distance from `origin` (an
+ * insertion sort: a leaf set is short and arrives nearly in order), and returns how many.
+ */
+function sortClockwise(origin: Id, handles: readonly NodeHandle[]): number {
+  const order = ORDER
+  for (let i = 0; i < handles.length; i++) {
+    const x = handles[i]!.id
+    let k = i
+    for (; k > 0 && compareClockwise(origin, order[k - 1]!, x) > 0; k--) order[k] = order[k - 1]!
+    order[k] = x
+  }
+  return handles.length
+}
+
+/** Output queues longer than this are given back once drained, rather than kept for reuse. */
+const MAX_KEPT_QUEUE = 64
 
 /** True when `handles` holds `h` itself or another handle with its id. */
 function containsHandle(handles: readonly NodeHandle[], h: NodeHandle): boolean {

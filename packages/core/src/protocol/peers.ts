@@ -241,12 +241,15 @@ export class PeerTable {
   /** Moves the records into storage for `slots` records, in slot order, without gaps. */
   #resize(slots: number): void {
     const num = new Float64Array(slots * RECORD_WORDS)
+    const old = this.#num
     const handles: (NodeHandle | undefined)[] = []
     let to = 0
     for (let s = 0; s < this.#highWater; s++) {
       const h = this.#handles[s]
       if (h === undefined) continue
-      num.set(this.#num.subarray(s * RECORD_WORDS, (s + 1) * RECORD_WORDS), to * RECORD_WORDS)
+      // Word by word: a subarray per record would be garbage.
+      for (let w = 0, from = s * RECORD_WORDS, at = to * RECORD_WORDS; w < RECORD_WORDS; w++)
+        num[at + w] = old[from + w]!
       handles.push(h)
       to++
     }
