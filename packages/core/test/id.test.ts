@@ -537,7 +537,7 @@ test('ring: clockwiseFraction is the clockwise distance over the ring size, from
       // Exactly what the words of clockwiseTo give, with no Id allocated.
       assert.is(f, d.word(0) / 2 ** 32 + d.word(1) / 2 ** 64)
       const ref = Number(mod(x - o) >> 64n) / 2 ** 64
-      assert.ok(f >= 0 && f < 1, `${f} in [0, 1)`)
+      assert.ok(f >= 0 && f <= 1, `${f} in [0, 1]`)
       assert.ok(Math.abs(f - ref) <= 2 ** -52, `${f} ≈ ${ref}`)
     }),
     { numRuns: 2 * RUNS },
@@ -545,6 +545,9 @@ test('ring: clockwiseFraction is the clockwise distance over the ring size, from
   assert.is(clockwiseFraction(id(5n), id(5n)), 0)
   assert.is(clockwiseFraction(id(1n << 127n), Id.ZERO), 0.5)
   assert.is(clockwiseFraction(Id.ZERO, id(3n << 126n)), 0.75)
+  // One step short of the whole ring rounds up to it.
+  assert.is(clockwiseFraction(Id.ZERO, Id.MAX), 1)
+  assert.is(clockwiseFraction(id(1n), Id.ZERO), 1)
 })
 
 test('ring: compareClockwise is the sign of the clockwise-distance comparison', () => {

@@ -358,9 +358,9 @@ export function compareClockwise(origin: Id, a: Id, b: Id): number {
 }
 
 /**
- * The clockwise distance from `from` to `to` as a fraction of the ring, in [0, 1), from its top 64
- * bits (the same number as `from.clockwiseTo(to)`'s first two words over 2^32 and 2^64). Allocates
- * nothing.
+ * The clockwise distance from `from` to `to` as a fraction of the ring, from its top 64 bits (the
+ * same number as `from.clockwiseTo(to)`'s first two words over 2^32 and 2^64). In [0, 1]: a
+ * distance within 2^-53 of the whole ring rounds to 1. Allocates nothing.
  */
 export function clockwiseFraction(from: Id, to: Id): number {
   sub(to, from, S, 0)
