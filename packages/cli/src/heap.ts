@@ -3,9 +3,10 @@
  * machine; a 100,000-node protocol overlay with PNS peaks near 8 GB). V8 fixes the heap limit when
  * the process starts, so `pastry sim` estimates what the run needs and, when the limit is lower,
  * runs the same command again in a child process with `--max-old-space-size` raised (and a larger
- * young generation, `--max-semi-space-size`), passing its output and exit code through. The estimates are per-node figures measured in BENCHMARKS.md with
- * room to spare; they only decide whether to start the child and how large its heap may grow, so
- * being generous costs nothing until the memory is actually used.
+ * young generation, `--max-semi-space-size`, unless one was set), passing its output and exit code
+ * through. The estimates are per-node figures measured in BENCHMARKS.md with room to spare; they
+ * only decide whether to start the child and how large its heap may grow, so being generous costs
+ * nothing until the memory is actually used.
  */
 import { spawn } from 'node:child_process'
 import { constants, totalmem } from 'node:os'
@@ -23,7 +24,20 @@ const MB = 1024 * 1024
  * many messages and probe records in flight; with a larger young generation they die there instead
  * of being promoted to the old generation, which then needs fewer and shorter full collections.
  */
-export const SEMI_SPACE_MB = 64
+const SEMI_SPACE_MB = 64
+
+/**
+ * The Node options of the child: this process's own, then the heap limit (the last of two settings
+ * wins), then the semi-space size unless one was given on the command line or in `NODE_OPTIONS`
+ * (which the child inherits).
+ */
+export function childExecArgv(execArgv: readonly string[], nodeOptions: string, heapMb: number): string[] {
+  const out = [...execArgv, `--max-old-space-size=${heapMb}`]
+  const given = (a: string) => a.startsWith('--max-semi-space-size')
+  if (!execArgv.some(given) && !nodeOptions.split(/\s+/).some(given))
+    out.push(`--max-semi-space-size=${SEMI_SPACE_MB}`)
+  return out
+}
 
 /** Code, the simulator's fixed structures and the collector's working room. */
 const BASE_MB = 256
@@ -68,13 +82,7 @@ export async function runWithHeap(
   )
   const child = spawn(
     process.execPath,
-    [
-      ...process.execArgv,
-      `--max-old-space-size=${heapMb}`,
-      `--max-semi-space-size=${SEMI_SPACE_MB}`,
-      entry,
-      ...args,
-    ],
+    [...childExecArgv(process.execArgv, process.env.NODE_OPTIONS ?? '', heapMb), entry, ...args],
     {
       stdio: 'inherit',
       env: { ...process.env, [RESPAWNED_ENV]: '1' },

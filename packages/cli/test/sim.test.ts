@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
+import { childExecArgv } from '../src/heap.js'
 
 function pickSeed(): number {
   const env = process.env.PASTRY_SEED
@@ -318,6 +319,22 @@ test('sim with a heap too small for the run: it runs again in a child with a lar
   const { wallMs: _w1, peakRssMb: _p1, ...a } = report
   const { wallMs: _w2, peakRssMb: _p2, ...b } = JSON.parse(big.stdout)
   assert.equal(a, b)
+})
+
+test('the larger-heap child: heap limit raised, 64 MB semi-space unless one was given', () => {
+  assert.equal(childExecArgv(['--conditions=source'], '', 9000), [
+    '--conditions=source',
+    '--max-old-space-size=9000',
+    '--max-semi-space-size=64',
+  ])
+  // A semi-space chosen on the command line or in NODE_OPTIONS is the user's, and stays.
+  assert.equal(childExecArgv(['--max-semi-space-size=32'], '', 9000), [
+    '--max-semi-space-size=32',
+    '--max-old-space-size=9000',
+  ])
+  assert.equal(childExecArgv([], '--max-old-space-size=100 --max-semi-space-size=8', 9000), [
+    '--max-old-space-size=9000',
+  ])
 })
 
 test('sim --lookup-retry-ms: roots answer, unanswered lookups are sent again, each counted once', () => {

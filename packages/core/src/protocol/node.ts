@@ -1561,8 +1561,7 @@ export class PastryNode implements ProtocolNode {
     const half = this.config.leafSetSize / 2
     let row = Number.POSITIVE_INFINITY
     if (this.config.deepCellMembers > 0 && ls.cwSize === half && ls.ccwSize === half && !spansRing(ls)) {
-      const span = ls.farthest('ccw')!.id.clockwiseTo(ls.farthest('cw')!.id)
-      const fraction = span.word(0) / 2 ** 32 + span.word(1) / 2 ** 64 + 2 ** -64
+      const fraction = clockwiseFraction(ls.farthest('ccw')!.id, ls.farthest('cw')!.id) + 2 ** -64
       const nodes = (ls.size + 1) / fraction
       this.#nodesEstimate = nodes
       const b = this.config.b
