@@ -31,6 +31,7 @@ import {
   type MessageType,
   type NodeHandle,
   PROTOCOL_VERSION,
+  typeCode,
   WIRE_ERROR_CODES,
   type WireErrorCode,
 } from '../src/wire/index.js'
@@ -258,6 +259,10 @@ roundTrip('the catalogue has 18 types with distinct small codes, and every type 
   assert.is(new Set(codes).size, codes.length)
   for (const c of codes) assert.ok(c > 0 && c < 24, `code ${c} fits in one CBOR byte`)
   assert.equal([...MESSAGE_TYPES].sort(), Object.keys(ARBITRARIES).sort())
+})
+
+roundTrip('typeCode gives each type its catalogue code', () => {
+  for (const t of MESSAGE_TYPES) assert.is(typeCode(t), MESSAGES[t].code, t)
 })
 
 for (const type of MESSAGE_TYPES) {

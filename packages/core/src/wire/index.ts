@@ -40,5 +40,6 @@ export {
   type MessageSpec,
   type MessageType,
   type NodeHandle,
+  typeCode,
 } from './messages.js'
 export { MAX_NESTING_DEPTH } from './prescan.js'

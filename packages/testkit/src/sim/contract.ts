@@ -7,6 +7,11 @@
  * test writes. The driver loop is the one documented in protocol/types.ts: after every input,
  * drain `pollTransmit`, drain `pollEvent`, then arm one timer for `nextDeadline`.
  *
+ * Messages travel by reference: unless the simulator encodes them, the receiver gets the very object
+ * the sender handed to `pollTransmit`. So a node must not change a message, or any array in it, once
+ * sent, nor one it received (core's message types are read-only throughout). The byte accounting
+ * (size.ts) relies on this too.
+ *
  * Events are seen through {@link SimEvent}, the one field they all share; the simulator reads only
  * `deliver` (msgId, key, hops, origin), `routeFailed` (msgId) and reads `state` directly. Observers get
  * the node's own event type back through {@link EventOf}.

@@ -71,6 +71,7 @@ import {
   type Message,
   type Rng,
   randomId,
+  typeCode,
 } from '@pastry/core'
 import type { Distribution } from '../static-experiment.js'
 import { createTopology, type Topology, type TopologyKind, type TopologyOptions } from '../topology.js'
@@ -1070,7 +1071,7 @@ export class Simulator<N extends SimNode = SimNode> {
 
   #transmit(from: number, t: SimTransmit): void {
     const message = t.message
-    const code = TYPE_CODE[message.type]
+    const code = typeCode(message.type)
     const m = this.metrics
     m.sent[code]!++
     let obj: unknown = message

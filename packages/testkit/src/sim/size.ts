@@ -9,9 +9,10 @@
  * message the result equals `encodeMessage(message).length` (the tests compare them); it never
  * validates, so it is cheap and never throws on the hot path.
  *
- * A node sends the same leaf set, as one frozen array, in many messages (heartbeats, probes and
- * their replies) until it changes, so the size of a frozen list of handles is remembered per array
- * in a WeakMap. Only frozen arrays are remembered: they cannot change after being measured.
+ * A node sends the same leaf set, as one array, in many messages (heartbeats, probes and their
+ * replies) until it changes, so the size of a list of handles is remembered per array in a WeakMap.
+ * This relies on the simulator's contract (contract.ts): a message, and every array in it, does not
+ * change once sent. Short lists are measured each time; a WeakMap lookup costs more than they do.
  */
 import { MESSAGES, type Message } from '@pastry/core'
 
@@ -61,18 +62,20 @@ function handleSize(h: { readonly address: string }): number {
   return 1 + 17 + textSize(h.address)
 }
 
-/** Sizes of frozen handle lists already measured. */
+/** Sizes of handle lists already measured, by array. */
 const LIST_SIZES = new WeakMap<object, number>()
+/** Lists at least this long are remembered. */
+const REMEMBER_FROM = 8
 
 function handleListSize(items: readonly { readonly address: string }[]): number {
-  const frozen = Object.isFrozen(items)
-  if (frozen) {
+  const remember = items.length >= REMEMBER_FROM
+  if (remember) {
     const known = LIST_SIZES.get(items)
     if (known !== undefined) return known
   }
   let n = head(items.length)
   for (let i = 0; i < items.length; i++) n += handleSize(items[i]!)
-  if (frozen) LIST_SIZES.set(items, n)
+  if (remember) LIST_SIZES.set(items, n)
   return n
 }
 
