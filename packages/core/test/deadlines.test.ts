@@ -4,19 +4,8 @@
 import fc from 'fast-check'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { DeadlineHeap, type DeadlineKind } from '../src/protocol/deadlines.js'
+import { DEADLINE_KINDS, DeadlineHeap, type DeadlineKind } from '../src/protocol/deadlines.js'
 import { SEED } from './_seed.js'
-
-const KINDS: readonly DeadlineKind[] = [
-  'tick',
-  'maintenance',
-  'join',
-  'ack',
-  'probe',
-  'announce',
-  'seek',
-  'indirect',
-]
 
 type Op = { push: [number, DeadlineKind, number] } | { pop: true } | { clear: true }
 
@@ -27,7 +16,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
       .tuple(
         // Few distinct times, so that ties (broken by insertion order) are common.
         fc.oneof(fc.integer({ min: 0, max: 8 }), fc.double({ min: 0, max: 1e9, noNaN: true })),
-        fc.constantFrom(...KINDS),
+        fc.constantFrom(...DEADLINE_KINDS),
         fc.oneof(fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.constant(Number.MAX_SAFE_INTEGER)),
       )
       .map((push) => ({ push })),

@@ -25,8 +25,8 @@ export type DeadlineKind =
   | 'seek'
   | 'indirect'
 
-/** The kinds by code: the code is the index. */
-const KINDS: readonly DeadlineKind[] = [
+/** Every kind, by code: a kind's code is its index here. */
+export const DEADLINE_KINDS: readonly DeadlineKind[] = [
   'tick',
   'maintenance',
   'join',
@@ -36,16 +36,8 @@ const KINDS: readonly DeadlineKind[] = [
   'seek',
   'indirect',
 ]
-const KIND_CODE: Readonly<Record<DeadlineKind, number>> = {
-  tick: 0,
-  maintenance: 1,
-  join: 2,
-  ack: 3,
-  probe: 4,
-  announce: 5,
-  seek: 6,
-  indirect: 7,
-}
+const KINDS = DEADLINE_KINDS
+const KIND_CODE = Object.fromEntries(KINDS.map((k, i) => [k, i])) as Readonly<Record<DeadlineKind, number>>
 
 /** Doubles per entry: time, insertion order, kind code, key. */
 const W = 4
