@@ -36,8 +36,9 @@ export const DEADLINE_KINDS: readonly DeadlineKind[] = [
   'seek',
   'indirect',
 ]
-const KINDS = DEADLINE_KINDS
-const KIND_CODE = Object.fromEntries(KINDS.map((k, i) => [k, i])) as Readonly<Record<DeadlineKind, number>>
+const KIND_CODE = Object.fromEntries(DEADLINE_KINDS.map((k, i) => [k, i])) as Readonly<
+  Record<DeadlineKind, number>
+>
 
 /** Doubles per entry: time, insertion order, kind code, key. */
 const W = 4
@@ -93,7 +94,7 @@ export class DeadlineHeap {
 
   /** The kind of the earliest deadline; only when `size` > 0. */
   peekKind(): DeadlineKind {
-    return KINDS[this.#h[2]!]!
+    return DEADLINE_KINDS[this.#h[2]!]!
   }
 
   /** The key of the earliest deadline; only when `size` > 0. */
@@ -105,7 +106,7 @@ export class DeadlineHeap {
   pop(): boolean {
     if (this.#size === 0) return false
     const h = this.#h
-    this.#topKind = KINDS[h[2]!]!
+    this.#topKind = DEADLINE_KINDS[h[2]!]!
     this.#topKey = h[3]!
     const n = --this.#size
     if (n > 0) {

@@ -212,11 +212,11 @@ const SPARE_PEER_RECORDS = 16
 /** One counter per type code (codes start at 1). */
 const TYPE_SLOTS = Math.max(...MESSAGE_TYPES.map((t) => MESSAGES[t].code)) + 1
 
-/** The types with a non-zero count, as a record keyed by type name. */
-function countsByType(counts: Float64Array): Record<string, number> {
+/** The types with a non-zero count among `counts[from + code]`, as a record keyed by type name. */
+function countsByType(counts: Float64Array, from: number): Record<string, number> {
   const out: Record<string, number> = {}
   for (const t of MESSAGE_TYPES) {
-    const c = counts[MESSAGES[t].code]!
+    const c = counts[from + MESSAGES[t].code]!
     if (c > 0) out[t] = c
   }
   return out
@@ -362,9 +362,11 @@ export class PastryNode implements ProtocolNode {
   /** Where the first JOIN goes: the nearest node found, when the search found one. */
   #seed: string | undefined = undefined
   // Counters, for observers.
-  /** Messages sent and received, by type code: a record keyed by type name would take a shape per node. */
-  readonly #sent = new Float64Array(TYPE_SLOTS)
-  readonly #received = new Float64Array(TYPE_SLOTS)
+  /**
+   * Messages sent (at the type code) and received (at TYPE_SLOTS + the code), in one array: a
+   * record keyed by type name would take a shape per node.
+   */
+  readonly #counts = new Float64Array(2 * TYPE_SLOTS)
 
   /** Makes an idle node. Call `start` (first node) or `join` next. */
   constructor(options: PastryNodeOptions) {
@@ -400,7 +402,7 @@ export class PastryNode implements ProtocolNode {
 
   /** Messages sent and received, by type, since the node was made. */
   get counters(): { sent: Readonly<Record<string, number>>; received: Readonly<Record<string, number>> } {
-    return { sent: countsByType(this.#sent), received: countsByType(this.#received) }
+    return { sent: countsByType(this.#counts, 0), received: countsByType(this.#counts, TYPE_SLOTS) }
   }
 
   /** Routed messages awaiting a hop's ack. */
@@ -590,7 +592,7 @@ export class PastryNode implements ProtocolNode {
         this.#error('ID_CONFLICT', `a peer at ${from.address} claims this node's id`)
       return
     }
-    this.#received[typeCode(message.type)]!++
+    this.#counts[TYPE_SLOTS + typeCode(message.type)]!++
     this.#heard(now, from, sentOnlyWhenActive(message))
     switch (message.type) {
       case 'route':
@@ -2332,7 +2334,7 @@ export class PastryNode implements ProtocolNode {
 
   #transmit(now: number, address: string, to: NodeHandle | undefined, message: Message): void {
     this.#transmits[this.#transmitTail++] = { to: address, message }
-    this.#sent[typeCode(message.type)]!++
+    this.#counts[typeCode(message.type)]!++
     if (to !== undefined) {
       const s = this.#slot(to)
       this.#peers.set(s, LAST_SENT, now)
