@@ -23,6 +23,7 @@ import {
   MAX_NESTING_DEPTH,
   MAX_ROW_HANDLES,
   MAX_ROWS,
+  MESSAGE_TYPE_SLOTS,
   MESSAGE_TYPES,
   MESSAGES,
   type Message,
@@ -261,9 +262,13 @@ roundTrip('the catalogue has 18 types with distinct small codes, and every type 
   assert.equal([...MESSAGE_TYPES].sort(), Object.keys(ARBITRARIES).sort())
 })
 
-roundTrip('typeCode gives each type its catalogue code', () => {
-  for (const t of MESSAGE_TYPES) assert.is(typeCode(t), MESSAGES[t].code, t)
-})
+roundTrip(
+  'typeCode gives each type its catalogue code, and MESSAGE_TYPE_SLOTS is one past the largest',
+  () => {
+    for (const t of MESSAGE_TYPES) assert.is(typeCode(t), MESSAGES[t].code, t)
+    assert.is(MESSAGE_TYPE_SLOTS, Math.max(...MESSAGE_TYPES.map(typeCode)) + 1)
+  },
+)
 
 for (const type of MESSAGE_TYPES) {
   roundTrip(`${type} survives encode then decode`, () => {

@@ -68,6 +68,7 @@ import {
   MAX_HOPS,
   MAX_LEAF_SET_HANDLES,
   MAX_MESSAGE_ID,
+  MESSAGE_TYPE_SLOTS,
   MESSAGE_TYPES,
   MESSAGES,
   type Message,
@@ -208,9 +209,6 @@ const EMPTY = new Uint8Array(0)
 
 /** Peer records kept beyond those of table members and probed nodes. */
 const SPARE_PEER_RECORDS = 16
-
-/** One counter per type code (codes start at 1). */
-const TYPE_SLOTS = Math.max(...MESSAGE_TYPES.map((t) => MESSAGES[t].code)) + 1
 
 /** The types with a non-zero count among `counts[from + code]`, as a record keyed by type name. */
 function countsByType(counts: Float64Array, from: number): Record<string, number> {
@@ -363,10 +361,10 @@ export class PastryNode implements ProtocolNode {
   #seed: string | undefined = undefined
   // Counters, for observers.
   /**
-   * Messages sent (at the type code) and received (at TYPE_SLOTS + the code), in one array: a
+   * Messages sent (at the type code) and received (at MESSAGE_TYPE_SLOTS + the code), in one array: a
    * record keyed by type name would take a shape per node.
    */
-  readonly #counts = new Float64Array(2 * TYPE_SLOTS)
+  readonly #counts = new Float64Array(2 * MESSAGE_TYPE_SLOTS)
 
   /** Makes an idle node. Call `start` (first node) or `join` next. */
   constructor(options: PastryNodeOptions) {
@@ -402,7 +400,7 @@ export class PastryNode implements ProtocolNode {
 
   /** Messages sent and received, by type, since the node was made. */
   get counters(): { sent: Readonly<Record<string, number>>; received: Readonly<Record<string, number>> } {
-    return { sent: countsByType(this.#counts, 0), received: countsByType(this.#counts, TYPE_SLOTS) }
+    return { sent: countsByType(this.#counts, 0), received: countsByType(this.#counts, MESSAGE_TYPE_SLOTS) }
   }
 
   /** Routed messages awaiting a hop's ack. */
@@ -592,7 +590,7 @@ export class PastryNode implements ProtocolNode {
         this.#error('ID_CONFLICT', `a peer at ${from.address} claims this node's id`)
       return
     }
-    this.#counts[TYPE_SLOTS + typeCode(message.type)]!++
+    this.#counts[MESSAGE_TYPE_SLOTS + typeCode(message.type)]!++
     this.#heard(now, from, sentOnlyWhenActive(message))
     switch (message.type) {
       case 'route':

@@ -33,6 +33,7 @@ export {
   MAX_MESSAGE_ID,
   MAX_ROW_HANDLES,
   MAX_ROWS,
+  MESSAGE_TYPE_SLOTS,
   MESSAGE_TYPES,
   MESSAGES,
   type Message,

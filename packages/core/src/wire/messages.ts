@@ -283,6 +283,9 @@ export const MESSAGE_TYPES: readonly MessageType[] = (Object.keys(MESSAGES) as M
   (a, b) => MESSAGES[a].code - MESSAGES[b].code,
 )
 
+/** One past the largest type code: the length of an array indexed by type code. */
+export const MESSAGE_TYPE_SLOTS = Math.max(...MESSAGE_TYPES.map((t) => MESSAGES[t].code)) + 1
+
 const CODE_OF_TYPE = new Map<string, number>(MESSAGE_TYPES.map((t) => [t, MESSAGES[t].code]))
 
 /**

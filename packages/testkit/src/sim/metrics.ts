@@ -20,7 +20,7 @@
  * tracking in simulator.ts) over the direct latency from origin to the delivering node. RDP samples
  * are one float per delivered lookup, bounded with the lookups.
  */
-import { MESSAGE_TYPES, MESSAGES, type MessageType } from '@pastry/core'
+import { MESSAGE_TYPE_SLOTS, MESSAGE_TYPES, MESSAGES, type MessageType } from '@pastry/core'
 import type { Distribution } from '../static-experiment.js'
 
 /** The class of a message type for traffic accounting. */
@@ -35,7 +35,7 @@ export function trafficClass(type: MessageType): TrafficClass {
 }
 
 /** One past the largest type code: the length of per-type arrays. */
-export const TYPE_SLOTS = Math.max(...MESSAGE_TYPES.map((t) => MESSAGES[t].code)) + 1
+export const TYPE_SLOTS = MESSAGE_TYPE_SLOTS
 /** The wire type code of each type. */
 export const TYPE_CODE: { readonly [T in MessageType]: number } = Object.fromEntries(
   MESSAGE_TYPES.map((t) => [t, MESSAGES[t].code]),
