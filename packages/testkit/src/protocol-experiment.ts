@@ -21,6 +21,7 @@ import {
   ConfigError,
   createRng,
   type Id,
+  MESSAGE_TYPE_SLOTS,
   MESSAGE_TYPES,
   MESSAGES,
   PastryNode,
@@ -29,7 +30,7 @@ import {
   resolveConfig,
 } from '@pastry/core'
 import type { EventOf } from './sim/contract.js'
-import { TYPE_SLOTS, trafficClass } from './sim/metrics.js'
+import { trafficClass } from './sim/metrics.js'
 import type { SimReport } from './sim/simulator.js'
 import { Simulator } from './sim/simulator.js'
 import type { Distribution } from './static-experiment.js'
@@ -440,7 +441,7 @@ function churnPhaseReport(
   let join = 0
   for (const type of MESSAGE_TYPES) {
     const code = MESSAGES[type].code
-    if (code >= TYPE_SLOTS) continue
+    if (code >= MESSAGE_TYPE_SLOTS) continue
     const sent = b.sent[code]! - a.sent[code]!
     if (sent === 0) continue
     sentByType[type] = sent

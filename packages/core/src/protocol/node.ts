@@ -70,7 +70,6 @@ import {
   MAX_MESSAGE_ID,
   MESSAGE_TYPE_SLOTS,
   MESSAGE_TYPES,
-  MESSAGES,
   type Message,
   type MessageOf,
   type NodeHandle,
@@ -214,7 +213,7 @@ const SPARE_PEER_RECORDS = 16
 function countsByType(counts: Float64Array, from: number): Record<string, number> {
   const out: Record<string, number> = {}
   for (const t of MESSAGE_TYPES) {
-    const c = counts[from + MESSAGES[t].code]!
+    const c = counts[from + typeCode(t)]!
     if (c > 0) out[t] = c
   }
   return out

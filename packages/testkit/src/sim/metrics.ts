@@ -34,13 +34,7 @@ export function trafficClass(type: MessageType): TrafficClass {
   return APP_TYPES.includes(type) ? 'application' : JOIN_TYPES.includes(type) ? 'join' : 'maintenance'
 }
 
-/** One past the largest type code: the length of per-type arrays. */
-export const TYPE_SLOTS = MESSAGE_TYPE_SLOTS
-/** The wire type code of each type. */
-export const TYPE_CODE: { readonly [T in MessageType]: number } = Object.fromEntries(
-  MESSAGE_TYPES.map((t) => [t, MESSAGES[t].code]),
-) as { readonly [T in MessageType]: number }
-const NAME_OF_CODE: (MessageType | undefined)[] = new Array(TYPE_SLOTS).fill(undefined)
+const NAME_OF_CODE: (MessageType | undefined)[] = new Array(MESSAGE_TYPE_SLOTS).fill(undefined)
 for (const t of MESSAGE_TYPES) NAME_OF_CODE[MESSAGES[t].code] = t
 const CLASS_OF_CODE: (TrafficClass | undefined)[] = NAME_OF_CODE.map((t) =>
   t === undefined ? undefined : trafficClass(t),
@@ -74,13 +68,13 @@ export interface HopsReport extends Distribution {
 
 /** Counters kept by the simulator. Read them through the simulator's `report()`. */
 export class SimMetrics {
-  readonly sent = new Float64Array(TYPE_SLOTS)
-  readonly sentBytes = new Float64Array(TYPE_SLOTS)
-  readonly arrived = new Float64Array(TYPE_SLOTS)
-  readonly lost = new Float64Array(TYPE_SLOTS)
-  readonly partitioned = new Float64Array(TYPE_SLOTS)
-  readonly duplicated = new Float64Array(TYPE_SLOTS)
-  readonly vanished = new Float64Array(TYPE_SLOTS)
+  readonly sent = new Float64Array(MESSAGE_TYPE_SLOTS)
+  readonly sentBytes = new Float64Array(MESSAGE_TYPE_SLOTS)
+  readonly arrived = new Float64Array(MESSAGE_TYPE_SLOTS)
+  readonly lost = new Float64Array(MESSAGE_TYPE_SLOTS)
+  readonly partitioned = new Float64Array(MESSAGE_TYPE_SLOTS)
+  readonly duplicated = new Float64Array(MESSAGE_TYPE_SLOTS)
+  readonly vanished = new Float64Array(MESSAGE_TYPE_SLOTS)
   /** Nodes told to join. */
   joins = 0
   // Node-time integral.
@@ -196,7 +190,7 @@ export class SimMetrics {
     let partitioned = 0
     let duplicated = 0
     let vanished = 0
-    for (let c = 0; c < TYPE_SLOTS; c++) {
+    for (let c = 0; c < MESSAGE_TYPE_SLOTS; c++) {
       const name = NAME_OF_CODE[c]
       if (name === undefined) continue
       total += this.sent[c]!
@@ -225,7 +219,7 @@ export class SimMetrics {
 
   #classTotal(cls: TrafficClass): number {
     let n = 0
-    for (let c = 0; c < TYPE_SLOTS; c++) if (CLASS_OF_CODE[c] === cls) n += this.sent[c]!
+    for (let c = 0; c < MESSAGE_TYPE_SLOTS; c++) if (CLASS_OF_CODE[c] === cls) n += this.sent[c]!
     return n
   }
 }

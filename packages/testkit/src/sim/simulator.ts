@@ -76,7 +76,7 @@ import {
 import type { Distribution } from '../static-experiment.js'
 import { createTopology, type Topology, type TopologyKind, type TopologyOptions } from '../topology.js'
 import type { EventOf, SimDeliverEvent, SimNode, SimRouteFailedEvent, SimTransmit } from './contract.js'
-import { type HopsReport, type MessageReport, SimMetrics, TYPE_CODE } from './metrics.js'
+import { type HopsReport, type MessageReport, SimMetrics } from './metrics.js'
 import { type LookupSummary, Oracle } from './oracle.js'
 import { EventQueue } from './queue.js'
 import { messageSize } from './size.js'
@@ -308,7 +308,7 @@ const ST_ALIVE = 1
 const ST_CRASHED = 2
 const ST_CLOSED = 3
 
-const ROUTE_CODE = TYPE_CODE.route
+const ROUTE_CODE = typeCode('route')
 const EMPTY = new Uint8Array(0)
 const MAX_FAILURES = 64
 /** Timeouts in a row at one instant after which a node is declared to be spinning. */

@@ -12,7 +12,7 @@
  * A node sends the same leaf set, as one array, in many messages (heartbeats, probes and their
  * replies) until it changes, so the size of a list of handles is remembered per array in a WeakMap.
  * This relies on the simulator's contract (contract.ts): a message, and every array in it, does not
- * change once sent. Short lists are measured each time; a WeakMap lookup costs more than they do.
+ * change once sent. Lists shorter than a leaf set's half are measured each time instead.
  */
 import { MESSAGES, type Message } from '@pastry/core'
 
