@@ -245,13 +245,14 @@ export function runProtocolExperiment(options: ProtocolExperimentOptions): Proto
   const spacing = options.joinSpacingMs ?? 10
   for (let i = 0; i < n; i++) sim.addNode()
   sim.start(0)
-  for (let i = 1; i < n; i++) {
-    sim.at(i * spacing, (s) => {
-      const boot = s.oracle.randomLive(rng) ?? 0
-      s.join(i, [boot])
-      if (i % 256 === 0) progress('join', i / n)
-    })
+  // Each join schedules the next, so that the queue holds one pending join rather than all of them.
+  const joinFrom = (i: number) => (s: Simulator<PastryNode>) => {
+    const boot = s.oracle.randomLive(rng) ?? 0
+    s.join(i, [boot])
+    if (i % 256 === 0) progress('join', i / n)
+    if (i + 1 < n) s.at((i + 1) * spacing, joinFrom(i + 1))
   }
+  if (n > 1) sim.at(spacing, joinFrom(1))
   const joinDeadline = n * spacing + 30 * 60_000
   sim.runUntil((s) => s.now >= (n - 1) * spacing && s.oracle.liveCount === n, joinDeadline)
   progress('join', 1)
@@ -305,40 +306,41 @@ export function runProtocolExperiment(options: ProtocolExperimentOptions): Proto
   const lookupRng = createRng(options.seed).derive('lookups')
   const start = sim.now
   const live = { min: Number.POSITIVE_INFINITY, sum: 0, max: 0, samples: 0 }
-  for (let k = 0; k < lookups; k++) {
-    sim.at(start + k * lookupSpacing, (s) => {
-      const n = s.oracle.liveCount
-      if (n < live.min) live.min = n
-      if (n > live.max) live.max = n
-      live.sum += n
-      live.samples++
-      const from = s.oracle.randomLive(lookupRng)
-      const key = randomId(lookupRng)
-      if (from === undefined) return
-      if (retry === undefined) s.route(from, key, LOOKUP_APP, EMPTY)
-      else {
-        const n = s.oracle.lookupCount
-        const payload = new Uint8Array(4)
-        new DataView(payload.buffer).setUint32(0, n)
-        answered[n] = 0
-        open++
-        s.route(from, key, LOOKUP_APP, payload)
-        const again = (sent: number) => (t: Simulator<PastryNode>) => {
-          if (answered[n] !== 0) return
-          // Only an origin still active can ask again; one that crashed has lost its lookup.
-          if (sent >= retry.attempts || t.node(from)?.state !== 'active') {
-            answered[n] = 2
-            open--
-            return
-          }
-          t.route(from, key, LOOKUP_APP, payload, n)
-          t.at(t.now + retry.timeoutMs, again(sent + 1))
+  // Each lookup schedules the next, so that the queue holds one pending lookup rather than all.
+  const lookupAt = (k: number) => (s: Simulator<PastryNode>) => {
+    if (k + 1 < lookups) s.at(start + (k + 1) * lookupSpacing, lookupAt(k + 1))
+    const n = s.oracle.liveCount
+    if (n < live.min) live.min = n
+    if (n > live.max) live.max = n
+    live.sum += n
+    live.samples++
+    const from = s.oracle.randomLive(lookupRng)
+    const key = randomId(lookupRng)
+    if (from === undefined) return
+    if (retry === undefined) s.route(from, key, LOOKUP_APP, EMPTY)
+    else {
+      const n = s.oracle.lookupCount
+      const payload = new Uint8Array(4)
+      new DataView(payload.buffer).setUint32(0, n)
+      answered[n] = 0
+      open++
+      s.route(from, key, LOOKUP_APP, payload)
+      const again = (sent: number) => (t: Simulator<PastryNode>) => {
+        if (answered[n] !== 0) return
+        // Only an origin still active can ask again; one that crashed has lost its lookup.
+        if (sent >= retry.attempts || t.node(from)?.state !== 'active') {
+          answered[n] = 2
+          open--
+          return
         }
-        s.at(s.now + retry.timeoutMs, again(1))
+        t.route(from, key, LOOKUP_APP, payload, n)
+        t.at(t.now + retry.timeoutMs, again(sent + 1))
       }
-      if (k % 1024 === 0) progress('lookups', k / lookups)
-    })
+      s.at(s.now + retry.timeoutMs, again(1))
+    }
+    if (k % 1024 === 0) progress('lookups', k / lookups)
   }
+  if (lookups > 0) sim.at(start, lookupAt(0))
   sim.runUntil(start + lookups * lookupSpacing)
   let churnPhase: ChurnPhaseReport | null = null
   if (before !== undefined) {

@@ -1,5 +1,5 @@
 // The simulator's parts checked on their own against simple reference models (STYLE.md, convention
-// 9): the event queue against a sort by (time, seq), the oracle against brute force on bigints, and
+// 9): the event queue and the node timers against a sort by (time, seq), the oracle against brute force on bigints, and
 // messageSize against the real codec. Randomised inputs come from the printed seed; PASTRY_SEED
 // replays them (convention 7).
 
@@ -15,6 +15,7 @@ import {
   Oracle,
   QueueFullError,
 } from '../src/sim/index.js'
+import { TimerHeap } from '../src/sim/timers.js'
 import { SEED } from './_seed.js'
 
 const seed = `parts-${SEED}`
@@ -104,6 +105,72 @@ test('queue: seqs count pushes; equal times come out in push order', () => {
     assert.is(q.topNode, i)
   }
   assert.is(q.peekTime(), Number.POSITIVE_INFINITY)
+})
+
+test('timers: one wake-up per node, moved, cancelled and taken in (time, seq) order, through growth', () => {
+  const rng = createRng(`${seed}/timers`)
+  const heap = new TimerHeap(2)
+  const model = new Map<number, { time: number; seq: number }>()
+  let seq = 0
+  const earliest = (): [number, { time: number; seq: number }] | undefined => {
+    let best: [number, { time: number; seq: number }] | undefined
+    for (const e of model)
+      if (
+        best === undefined ||
+        e[1].time < best[1].time ||
+        (e[1].time === best[1].time && e[1].seq < best[1].seq)
+      )
+        best = e
+    return best
+  }
+  for (let round = 0; round < 20_000; round++) {
+    const r = rng.float()
+    const node = rng.int(300)
+    if (r < 0.55) {
+      // Few distinct times, so that ties (broken by seq) are common; moves go both ways.
+      const time = rng.int(40)
+      heap.set(node, time, seq)
+      model.set(node, { time, seq })
+      seq++
+    } else if (r < 0.7) {
+      heap.delete(node)
+      model.delete(node)
+    } else {
+      const want = earliest()
+      assert.is(heap.peekNode(), want === undefined ? -1 : want[0])
+      assert.is(heap.peekTime(), want === undefined ? Number.POSITIVE_INFINITY : want[1].time)
+      heap.pop()
+      if (want !== undefined) model.delete(want[0])
+    }
+    assert.is(heap.size, model.size)
+    assert.ok(Object.is(heap.timeOf(node), model.get(node)?.time ?? Number.NaN))
+    assert.is(heap.has(node), model.has(node))
+  }
+  // Draining gives every remaining wake-up once, in order.
+  let last = { time: Number.NEGATIVE_INFINITY, seq: Number.NEGATIVE_INFINITY }
+  while (heap.size > 0) {
+    const node = heap.peekNode()
+    const e = model.get(node)!
+    assert.ok(e.time > last.time || (e.time === last.time && e.seq > last.seq))
+    assert.is(heap.peekSeq(), e.seq)
+    last = e
+    model.delete(node)
+    heap.pop()
+  }
+  assert.is(model.size, 0)
+  assert.is(heap.peekTime(), Number.POSITIVE_INFINITY)
+})
+
+test('timers: a seq taken from the queue orders a wake-up against queued events', () => {
+  const q = new EventQueue()
+  q.push(5, 2, 0, 0, 0, undefined)
+  const s = q.takeSeq()
+  assert.is(s, 1)
+  assert.is(q.push(5, 2, 1, 0, 0, undefined), 2)
+  assert.is(q.peekSeq(), 0)
+  q.pop()
+  // The wake-up's seq falls between the two queued events at the same time.
+  assert.ok(s < q.peekSeq())
 })
 
 test('queue: bounded by maxEvents', () => {

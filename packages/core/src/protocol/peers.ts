@@ -12,9 +12,11 @@
  * plain array. Free slots go on a stack and are reused. Records are found by id through an
  * open-addressing hash index (linear probing, at most half full, backward-shift deletion) that
  * compares the ids stored in the records, so a lookup touches the index and the record and no
- * object, and builds no hex string. Storage grows by half, and `compact` shrinks it to 5/4 of the
- * records when it holds more than 3/2 of them (a join pins hundreds of records for a while; a
- * settled node needs far fewer). The index keeps a power-of-two size of at least twice the storage.
+ * object, and builds no hex string. Storage grows by half, and `compact` shrinks it to 3/2 of the
+ * records when it holds more than twice as many (a join pins hundreds of records for a while; a
+ * settled node needs far fewer). The index keeps a power-of-two size of at least twice the storage,
+ * and sits in the same buffer, after the records: one allocation per table, which a simulation of
+ * many nodes reaches through one cold object rather than two.
  *
  * A slot number is valid until its record is removed or the table is compacted; the owner does
  * either only between inputs, so a slot read during an input stays valid to its end.
@@ -74,23 +76,22 @@ export class PeerTable {
   #slots = 0
   #highWater = 0
   #created = 0
+  /** The records' doubles, at the start of the one buffer. */
   #num: Float64Array
+  /** The whole buffer as int32 words: the records' ids, then the index from `#indexBase`. */
   #words: Int32Array
   #handles: (NodeHandle | undefined)[] = []
   #free: number[] = []
-  /** Slot + 1 per index position; 0 marks an empty position. */
-  #index: Int32Array
-  #mask: number
+  /** Where the index starts in `#words`: slot + 1 per index position, 0 marking an empty one. */
+  #indexBase = 0
+  #mask = 0
   /** The id object last looked up or added, and its slot: one input reads one peer many times. */
   #lastId: Id | undefined = undefined
   #lastSlot = -1
 
   constructor() {
-    this.#slots = INITIAL_SLOTS
-    this.#num = new Float64Array(INITIAL_SLOTS * RECORD_WORDS)
+    this.#num = this.#allocate(INITIAL_SLOTS)
     this.#words = new Int32Array(this.#num.buffer)
-    this.#index = new Int32Array(INITIAL_SLOTS * 2)
-    this.#mask = INITIAL_SLOTS * 2 - 1
   }
 
   /** The number of records. */
@@ -111,8 +112,8 @@ export class PeerTable {
   /** The slot of the record for `id`, or -1. */
   find(id: Id): number {
     if (id === this.#lastId) return this.#lastSlot
-    const index = this.#index
     const words = this.#words
+    const base = this.#indexBase
     const mask = this.#mask
     const w0 = id.w0
     const w1 = id.w1
@@ -120,7 +121,7 @@ export class PeerTable {
     const w3 = id.w3
     let i = hashOf(id) & mask
     for (;;) {
-      const s = index[i]!
+      const s = words[base + i]!
       if (s === 0) return -1
       const o = (s - 1) * RECORD_WORDS * 2 + ID_WORD
       if (words[o + 3] === w3 && words[o] === w0 && words[o + 1] === w1 && words[o + 2] === w2) {
@@ -165,23 +166,24 @@ export class PeerTable {
   /** Removes the record in `slot`. */
   remove(slot: number): void {
     if (slot === this.#lastSlot) this.#lastId = undefined
-    const index = this.#index
+    const words = this.#words
+    const base = this.#indexBase
     const mask = this.#mask
     let i = this.#home(slot)
-    while (index[i] !== slot + 1) i = (i + 1) & mask
+    while (words[base + i] !== slot + 1) i = (i + 1) & mask
     // Backward-shift deletion: pull later entries of the probe run into the hole.
     let j = i
     for (;;) {
       j = (j + 1) & mask
-      const s = index[j]!
+      const s = words[base + j]!
       if (s === 0) break
       const home = this.#home(s - 1)
       // Move s into the hole at i unless its home lies cyclically in (i, j].
       if (i <= j ? home > i && home <= j : home > i || home <= j) continue
-      index[i] = s
+      words[base + i] = s
       i = j
     }
-    index[i] = 0
+    words[base + i] = 0
     this.#handles[slot] = undefined
     this.#free.push(slot)
     this.#size--
@@ -219,29 +221,31 @@ export class PeerTable {
   }
 
   /**
-   * Shrinks the storage to 5/4 of the records when it holds more than 3/2 of them, renumbering the
-   * records' slots (keeping their order). Call only between inputs: every slot number read before
-   * is stale.
+   * Shrinks the storage to 3/2 of the records when it holds more than twice as many, renumbering
+   * the records' slots (keeping their order). Call only between inputs: every slot number read
+   * before is stale. The gap between the two ratios keeps a settled node, whose spare records come
+   * and go, from shrinking and growing its storage over and over.
    */
   compact(): void {
-    const target = Math.max(INITIAL_SLOTS, roundUp(this.#size + (this.#size >> 2)))
-    if (target * 6 < this.#slots * 5) this.#resize(target)
+    if (this.#slots <= INITIAL_SLOTS || this.#slots <= 2 * this.#size) return
+    const target = Math.max(INITIAL_SLOTS, roundUp(this.#size + (this.#size >> 1)))
+    if (target < this.#slots) this.#resize(target)
   }
 
   /** Grows the storage by half, keeping every record in its slot. */
   #grow(): void {
-    const slots = roundUp(this.#slots + (this.#slots >> 1))
-    const num = new Float64Array(slots * RECORD_WORDS)
-    num.set(this.#num)
+    const old = this.#num
+    const num = this.#allocate(roundUp(this.#slots + (this.#slots >> 1)))
+    num.set(old)
     this.#num = num
     this.#words = new Int32Array(num.buffer)
-    this.#reindex(slots)
+    this.#reindex()
   }
 
   /** Moves the records into storage for `slots` records, in slot order, without gaps. */
   #resize(slots: number): void {
-    const num = new Float64Array(slots * RECORD_WORDS)
     const old = this.#num
+    const num = this.#allocate(slots)
     const handles: (NodeHandle | undefined)[] = []
     let to = 0
     for (let s = 0; s < this.#highWater; s++) {
@@ -259,15 +263,24 @@ export class PeerTable {
     this.#free = []
     this.#highWater = to
     this.#lastId = undefined
-    this.#reindex(slots)
+    this.#reindex()
   }
 
-  #reindex(slots: number): void {
-    this.#slots = slots
+  /**
+   * Makes storage for `slots` records and their index in one buffer (records first, then an index
+   * of a power-of-two size of at least twice the slots), so that a lookup touches one allocation.
+   * Returns the records' view; the caller copies the records and calls `#reindex`.
+   */
+  #allocate(slots: number): Float64Array {
     let size = 64
     while (size < slots * 2) size *= 2
-    this.#index = new Int32Array(size)
+    this.#slots = slots
     this.#mask = size - 1
+    this.#indexBase = slots * RECORD_WORDS * 2
+    return new Float64Array(new ArrayBuffer(slots * RECORD_WORDS * 8 + size * 4), 0, slots * RECORD_WORDS)
+  }
+
+  #reindex(): void {
     for (let s = 0; s < this.#highWater; s++) {
       const h = this.#handles[s]
       if (h !== undefined) this.#insertIndex(h.id, s)
@@ -285,10 +298,11 @@ export class PeerTable {
   }
 
   #insertIndex(id: Id, slot: number): void {
-    const index = this.#index
+    const words = this.#words
+    const base = this.#indexBase
     const mask = this.#mask
     let i = hashOf(id) & mask
-    while (index[i] !== 0) i = (i + 1) & mask
-    index[i] = slot + 1
+    while (words[base + i] !== 0) i = (i + 1) & mask
+    words[base + i] = slot + 1
   }
 }

@@ -2,6 +2,10 @@
  * The neighbourhood set holds the M nodes nearest to this node by proximity (round-trip time), not
  * by id. Routing does not use it directly; it seeds the routing table with near nodes and joins the
  * rare-case candidates. It is kept sorted by proximity, nearest first, and never exceeds M.
+ *
+ * Beside each member the set keeps the low word of its id, so that looking a node up scans one
+ * small array of numbers and touches a member object only on a match: a simulation of many nodes
+ * keeps the member objects scattered over a large heap, where each one read is a cache miss.
  */
 import { ConfigError } from '../errors.js'
 import type { Id } from '../id/id.js'
@@ -21,6 +25,8 @@ export class NeighbourhoodSet<N extends HasId> {
   readonly capacity: number
   readonly #nodes: N[] = []
   readonly #proximity: number[] = []
+  /** The low word (`w3`) of each member's id, in member order. */
+  readonly #key: number[] = []
 
   /** Makes an empty set for `self` with M = `size` (default 32). */
   constructor(self: Id, size: number = DEFAULT_NEIGHBOURHOOD_SIZE) {
@@ -48,8 +54,15 @@ export class NeighbourhoodSet<N extends HasId> {
     const present = this.#indexOf(node.id)
     if (present >= 0) {
       const same = this.#proximity[present] === proximityMs
+      // Unchanged proximity keeps the member where it is, unless equals follow it (a member offered
+      // again goes after its equals).
+      if (same && !(this.#proximity[present + 1]! <= proximityMs)) {
+        this.#nodes[present] = node
+        return false
+      }
       this.#nodes.splice(present, 1)
       this.#proximity.splice(present, 1)
+      this.#key.splice(present, 1)
       this.#place(node, proximityMs)
       return !same
     }
@@ -63,6 +76,7 @@ export class NeighbourhoodSet<N extends HasId> {
     if (this.#nodes.length > this.capacity) {
       this.#nodes.pop()
       this.#proximity.pop()
+      this.#key.pop()
     }
     return true
   }
@@ -73,6 +87,7 @@ export class NeighbourhoodSet<N extends HasId> {
     if (i < 0) return false
     this.#nodes.splice(i, 1)
     this.#proximity.splice(i, 1)
+    this.#key.splice(i, 1)
     return true
   }
 
@@ -102,8 +117,9 @@ export class NeighbourhoodSet<N extends HasId> {
   }
 
   #indexOf(id: Id): number {
-    const nodes = this.#nodes
-    for (let i = 0; i < nodes.length; i++) if (nodes[i]!.id.equals(id)) return i
+    const key = this.#key
+    const w3 = id.w3
+    for (let i = 0; i < key.length; i++) if (key[i] === w3 && this.#nodes[i]!.id.equals(id)) return i
     return -1
   }
 
@@ -112,5 +128,6 @@ export class NeighbourhoodSet<N extends HasId> {
     while (i > 0 && proximityMs < this.#proximity[i - 1]!) i--
     this.#nodes.splice(i, 0, node)
     this.#proximity.splice(i, 0, proximityMs)
+    this.#key.splice(i, 0, node.id.w3)
   }
 }

@@ -96,6 +96,19 @@ export class EventQueue {
     return this.#size === 0 ? Number.POSITIVE_INFINITY : this.#hTime[0]!
   }
 
+  /** Seq of the earliest pending event; `Infinity` when the queue is empty. */
+  peekSeq(): number {
+    return this.#size === 0 ? Number.POSITIVE_INFINITY : this.#hSeq[0]!
+  }
+
+  /**
+   * Takes the next seq without queuing anything, for an event kept elsewhere (the simulator's node
+   * timers) that must order against this queue's events as if it had been pushed now.
+   */
+  takeSeq(): number {
+    return this.#nextSeq++
+  }
+
   /**
    * Schedules an event at `time` and returns its seq. `kind`, `node`, `from` must fit an int32
    * (kind a byte); `aux` is any number; `obj` any value. Throws {@link QueueFullError} at the bound.

@@ -29,13 +29,10 @@
  * A node that crashes is dropped at once: it receives nothing, its timer is dead, it is never polled
  * again. Messages arriving for a crashed, closed or unknown address vanish and are counted.
  *
- * Timers, lazily invalidated. Each node has at most one *current* timer event; the event carries its
- * seq and the deadline it was armed for. Re-arming to an earlier time pushes a new event, which
- * becomes current; the old one is stale and is skipped when it surfaces (its seq is no longer the
- * node's). Re-arming to a later time pushes nothing: the current event fires early, sees that the
- * armed deadline is still ahead, and re-queues itself there. Disarming pushes nothing either. So the
- * queue holds one current timer per alive node plus stale ones, each created by a deadline moving
- * earlier and gone when its old time comes; crash and restart make a node's pending timers stale.
+ * Timers. Each alive node has at most one wake-up, kept apart from the event queue in a heap with
+ * one entry per node (timers.ts): re-arming moves the entry, disarming and crashing remove it, so
+ * a wake-up fires only when the node's deadline has come. A wake-up takes its seq from the queue's
+ * counter when it is set, and the loop takes whichever of the two heads is earlier by (time, seq).
  *
  * Messages may be passed as objects (the default: they are immutable values, and bytes are counted
  * by `messageSize`, which equals the encoded length), or with `encode: true` go through
@@ -80,6 +77,7 @@ import { type HopsReport, type MessageReport, SimMetrics } from './metrics.js'
 import { type LookupSummary, Oracle } from './oracle.js'
 import { EventQueue } from './queue.js'
 import { messageSize } from './size.js'
+import { TimerHeap } from './timers.js'
 
 // ---------------------------------------------------------------------------------------------------
 // Public types
@@ -230,7 +228,7 @@ export interface ChurnStats {
 export interface SimReport {
   readonly seed: string
   readonly simulatedMs: number
-  /** Events taken off the queue (inputs, stale timers, commands). */
+  /** Events processed: messages (delivered or vanished), node wake-ups, and commands. */
   readonly events: number
   readonly traceHash: string
   readonly nodes: {
@@ -408,9 +406,7 @@ export class Simulator<N extends SimNode = SimNode> {
   #status = new Uint8Array(0)
   #position = new Int32Array(0)
   #incarnation = new Int32Array(0)
-  #armed = new Float64Array(0)
-  #timerSeq = new Float64Array(0)
-  #timerAt = new Float64Array(0)
+  readonly #timers = new TimerHeap()
   #active = new Uint8Array(0)
   /** Set when churn ends a node's session: its position is freed for reuse once it is down. */
   #retireOnDown = new Uint8Array(0)
@@ -430,7 +426,12 @@ export class Simulator<N extends SimNode = SimNode> {
   // Flows, events, churn.
   readonly #flows = new Map<string, Flow>()
   readonly #maxFlows: number
-  readonly #nodeEvents = new Map<string, number>()
+  /**
+   * Node events counted by type, in order of first appearance: two arrays scanned by identity (a
+   * handful of types, whose names are literals), cheaper per event than a Map's two lookups.
+   */
+  readonly #eventTypes: string[] = []
+  readonly #eventCounts: number[] = []
   #churn: ChurnOptions | undefined
   /** Bumped by startChurn and stopChurn: older arrival events are void. */
   #arrivalGen = 0
@@ -500,7 +501,7 @@ export class Simulator<N extends SimNode = SimNode> {
 
   /** Events pending in the queue. */
   get pending(): number {
-    return this.#queue.size
+    return this.#queue.size + this.#timers.size
   }
 
   /** Failures recorded so far (at most 64), oldest first. */
@@ -856,7 +857,7 @@ export class Simulator<N extends SimNode = SimNode> {
   runUntilIdle(maxTime: number): boolean {
     const limit = this.#checkTime(maxTime)
     this.#run(limit, undefined)
-    if (this.#queue.size === 0) return true
+    if (this.#queue.size === 0 && this.#timers.size === 0) return true
     this.#advance(limit)
     return false
   }
@@ -904,7 +905,7 @@ export class Simulator<N extends SimNode = SimNode> {
       maintenancePerNodePerSec: this.metrics.maintenancePerNodePerSec(this.#now),
       table,
       churn: this.churnStats(),
-      nodeEvents: Object.fromEntries(this.#nodeEvents),
+      nodeEvents: Object.fromEntries(this.#eventTypes.map((t, k) => [t, this.#eventCounts[k]!])),
       failures: this.#failures.length,
     }
   }
@@ -928,21 +929,39 @@ export class Simulator<N extends SimNode = SimNode> {
       throw new ConfigError('the simulator is already running: call run* only from outside it')
     this.#running = true
     const q = this.#queue
+    const timers = this.#timers
     try {
-      while (q.size > 0 && q.peekTime() <= limit) {
-        q.pop()
-        this.#now = q.topTime
+      for (;;) {
+        // The earlier of the queue's head and the next wake-up, by (time, seq).
+        const qt = q.peekTime()
+        const tt = timers.peekTime()
+        const wake =
+          tt < qt || (tt === qt && tt !== Number.POSITIVE_INFINITY && timers.peekSeq() < q.peekSeq())
+        if ((wake ? tt : qt) > limit || (!wake && q.size === 0)) break
         this.#events++
-        try {
-          this.#dispatch(q)
-        } catch (e) {
-          throw this.#failure(e)
+        if (wake) {
+          const i = timers.peekNode()
+          timers.pop()
+          this.#now = tt
+          try {
+            this.#fire(i)
+          } catch (e) {
+            throw this.#failure(e)
+          }
+        } else {
+          q.pop()
+          this.#now = q.topTime
+          try {
+            this.#dispatch(q)
+          } catch (e) {
+            throw this.#failure(e)
+          }
         }
         if (this.#onProgress !== undefined && this.#events % this.#progressEvery === 0) {
           this.#onProgress({
             now: this.#now,
             events: this.#events,
-            pending: q.size,
+            pending: q.size + timers.size,
             alive: this.#alive,
             live: this.oracle.liveCount,
           })
@@ -962,9 +981,6 @@ export class Simulator<N extends SimNode = SimNode> {
       return
     }
     switch (kind) {
-      case K_TIMER:
-        this.#fire(q.topNode, q.topSeq)
-        return
       case K_COMMAND:
         this.#cur = -1
         this.#during = 'a scheduled command'
@@ -1002,19 +1018,9 @@ export class Simulator<N extends SimNode = SimNode> {
     this.#afterInput(to, node)
   }
 
-  #fire(i: number, seq: number): void {
-    if (this.#timerSeq[i] !== seq) return // stale: re-armed earlier, or crashed/restarted since
-    this.#timerSeq[i] = -1
-    if (this.#status[i] !== ST_ALIVE) return
-    const armed = this.#armed[i]!
-    if (Number.isNaN(armed)) return // disarmed
+  /** Node i's wake-up, just taken off the timer heap. */
+  #fire(i: number): void {
     const now = this.#now
-    if (armed > now) {
-      // Re-armed later since this event was queued: sleep again.
-      this.#timerAt[i] = armed
-      this.#timerSeq[i] = this.#queue.push(armed, K_TIMER, i, -1, armed, undefined)
-      return
-    }
     if (this.#spinNode === i && this.#spinTime === now) {
       if (++this.#spinCount > MAX_SPIN)
         throw new Error(`node keeps its deadline at or before now: ${MAX_SPIN} timeouts at t=${now}`)
@@ -1027,7 +1033,6 @@ export class Simulator<N extends SimNode = SimNode> {
     this.#cur = i
     this.#during = 'handleTimeout'
     this.#trace(K_TIMER, i, -1, 0)
-    this.#armed[i] = Number.NaN
     node.handleTimeout(now)
     this.#afterInput(i, node)
   }
@@ -1058,15 +1063,14 @@ export class Simulator<N extends SimNode = SimNode> {
   }
 
   #arm(i: number, deadline: number | undefined): void {
+    const timers = this.#timers
     if (deadline === undefined) {
-      this.#armed[i] = Number.NaN
+      timers.delete(i)
       return
     }
-    this.#armed[i] = deadline
     const at = deadline > this.#now ? deadline : this.#now
-    if (this.#timerSeq[i]! >= 0 && this.#timerAt[i]! <= at) return // the queued wake-up comes first
-    this.#timerAt[i] = at
-    this.#timerSeq[i] = this.#queue.push(at, K_TIMER, i, -1, deadline, undefined)
+    if (timers.timeOf(i) === at) return // already set for then
+    timers.set(i, at, this.#queue.takeSeq())
   }
 
   #transmit(from: number, t: SimTransmit): void {
@@ -1117,7 +1121,14 @@ export class Simulator<N extends SimNode = SimNode> {
 
   #observe(i: number, e: EventOf<N>): void {
     const type = e.type
-    this.#nodeEvents.set(type, (this.#nodeEvents.get(type) ?? 0) + 1)
+    const types = this.#eventTypes
+    let k = 0
+    while (k < types.length && types[k] !== type) k++
+    if (k === types.length) {
+      types.push(type)
+      this.#eventCounts.push(0)
+    }
+    this.#eventCounts[k]!++
     if (type === 'deliver') this.#delivered(i, e as unknown as SimDeliverEvent)
     else if (type === 'routeFailed') this.oracle.recordFailure(i, (e as unknown as SimRouteFailedEvent).msgId)
     if (this.#onEvent !== undefined) {
@@ -1193,8 +1204,7 @@ export class Simulator<N extends SimNode = SimNode> {
       throw new ConfigError(`createNode must use the id and address it is given (node ${i}, ${address})`)
     this.#nodes[i] = node
     this.#status[i] = ST_ALIVE
-    this.#timerSeq[i] = -1
-    this.#armed[i] = Number.NaN
+    this.#timers.delete(i)
     this.#active[i] = 0
     this.#inSession[i] = 0
     this.#alive++
@@ -1209,8 +1219,7 @@ export class Simulator<N extends SimNode = SimNode> {
   #down(i: number, status: number): void {
     this.#nodes[i] = undefined
     this.#status[i] = status
-    this.#timerSeq[i] = -1
-    this.#armed[i] = Number.NaN
+    this.#timers.delete(i)
     if (this.#active[i] === 1) {
       this.#active[i] = 0
       this.oracle.remove(i)
@@ -1354,17 +1363,9 @@ export class Simulator<N extends SimNode = SimNode> {
       b.set(a)
       return b
     }
-    const f64 = (a: Float64Array) => {
-      const b = new Float64Array(cap)
-      b.set(a)
-      return b
-    }
     this.#status = u8(this.#status)
     this.#position = i32(this.#position)
     this.#incarnation = i32(this.#incarnation)
-    this.#armed = f64(this.#armed)
-    this.#timerSeq = f64(this.#timerSeq)
-    this.#timerAt = f64(this.#timerAt)
     this.#active = u8(this.#active)
     this.#retireOnDown = u8(this.#retireOnDown)
     this.#retired = u8(this.#retired)

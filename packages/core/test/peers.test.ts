@@ -1,0 +1,167 @@
+// Property test for the node's peer table against a reference model: a Map from hex id to the record
+// (STYLE.md, convention 9). PASTRY_SEED=<seed> replays a run (convention 7).
+
+import fc from 'fast-check'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { Id } from '../src/id/id.js'
+import { CREATED, IN_LEAF_SET, LAST_HEARD, PeerTable, SRTT, SUSPECTED } from '../src/protocol/peers.js'
+import type { NodeHandle } from '../src/wire/messages.js'
+import { SEED } from './_seed.js'
+
+interface ModelRecord {
+  handle: NodeHandle
+  heard: number
+  srtt: number
+  flags: number
+  created: number
+}
+
+type Op =
+  | { add: number }
+  | { remove: number }
+  | { set: [number, number] }
+  | { flag: [number, number] }
+  | { readdress: number }
+  | { compact: true }
+
+// A small pool of ids, several sharing their low words, so that hash collisions and long probe runs
+// in the index are common.
+const pool: Id[] = []
+for (let i = 0; i < 48; i++) pool.push(Id.fromWords(i % 5, (i * 7919) | 0, i % 3, i % 4 === 0 ? 1 : i))
+
+const op: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 6, arbitrary: fc.nat(pool.length - 1).map((add) => ({ add })) },
+  { weight: 3, arbitrary: fc.nat(pool.length - 1).map((remove) => ({ remove })) },
+  {
+    weight: 2,
+    arbitrary: fc.tuple(fc.nat(pool.length - 1), fc.integer({ min: 0, max: 1e6 })).map((set) => ({ set })),
+  },
+  {
+    weight: 2,
+    arbitrary: fc
+      .tuple(fc.nat(pool.length - 1), fc.constantFrom(0, IN_LEAF_SET, SUSPECTED))
+      .map((flag) => ({ flag })),
+  },
+  { weight: 1, arbitrary: fc.nat(pool.length - 1).map((readdress) => ({ readdress })) },
+  { weight: 1, arbitrary: fc.constant({ compact: true as const }) },
+)
+
+function handleOf(i: number, generation: number): NodeHandle {
+  return { id: pool[i]!, address: `10.0.${i}.${generation}:4000` }
+}
+
+test(`the peer table finds, updates and drops records as a map would, across growth and compaction (seed ${SEED})`, () => {
+  fc.assert(
+    fc.property(fc.array(op, { minLength: 50, maxLength: 600, size: 'max' }), (ops) => {
+      const table = new PeerTable()
+      const model = new Map<string, ModelRecord>()
+      let created = 0
+      let now = 0
+      for (const o of ops) {
+        now++
+        if ('add' in o) {
+          const id = pool[o.add]!
+          const hex = id.toHex()
+          if (table.find(id) < 0) {
+            assert.not.ok(model.has(hex))
+            const handle = handleOf(o.add, 0)
+            const s = table.add(handle, now)
+            model.set(hex, {
+              handle,
+              heard: Number.NEGATIVE_INFINITY,
+              srtt: Number.NaN,
+              flags: 0,
+              created: created++,
+            })
+            assert.is(table.find(id), s)
+          }
+        } else if ('remove' in o) {
+          const id = pool[o.remove]!
+          const s = table.find(id)
+          assert.is(s >= 0, model.has(id.toHex()))
+          if (s >= 0) {
+            table.remove(s)
+            model.delete(id.toHex())
+            assert.is(table.find(id), -1)
+          }
+        } else if ('set' in o) {
+          const [i, value] = o.set
+          const s = table.find(pool[i]!)
+          const r = model.get(pool[i]!.toHex())
+          if (s >= 0 && r !== undefined) {
+            table.set(s, LAST_HEARD, value)
+            table.set(s, SRTT, value / 2)
+            r.heard = value
+            r.srtt = value / 2
+          }
+        } else if ('flag' in o) {
+          const [i, bit] = o.flag
+          const s = table.find(pool[i]!)
+          const r = model.get(pool[i]!.toHex())
+          if (s >= 0 && r !== undefined) {
+            table.setFlags(s, bit)
+            r.flags = bit
+          }
+        } else if ('readdress' in o) {
+          const s = table.find(pool[o.readdress]!)
+          const r = model.get(pool[o.readdress]!.toHex())
+          if (s >= 0 && r !== undefined) {
+            r.handle = handleOf(o.readdress, now)
+            table.setHandle(s, r.handle)
+          }
+        } else {
+          table.compact()
+          // Compaction leaves the storage between the records and twice their number (or its floor).
+          assert.ok(table.capacity >= table.size)
+          assert.ok(table.capacity <= Math.max(48, 2 * table.size))
+        }
+        assert.is(table.size, model.size)
+        assert.ok(table.capacity >= table.size)
+      }
+      // Every record is found, with its fields; every other id is not.
+      let inUse = 0
+      for (let s = 0; s < table.highWater; s++) if (table.inUse(s)) inUse++
+      assert.is(inUse, model.size)
+      for (const id of pool) {
+        const s = table.find(id)
+        const r = model.get(id.toHex())
+        if (r === undefined) {
+          assert.is(s, -1)
+          continue
+        }
+        assert.ok(s >= 0)
+        assert.is(table.handle(s), r.handle)
+        assert.is(table.get(s, LAST_HEARD), r.heard)
+        assert.ok(Object.is(table.get(s, SRTT), r.srtt)) // NaN until measured
+        assert.is(table.flags(s), r.flags)
+        // Creation numbers survive compaction: pruning removes the oldest records first by them.
+        assert.is(table.get(s, CREATED), r.created)
+      }
+    }),
+  )
+})
+
+test('a burst of records grows the table, and compaction gives the room back once they are gone', () => {
+  const table = new PeerTable()
+  const ids: Id[] = []
+  for (let i = 0; i < 500; i++) ids.push(Id.fromWords(i, i * 31, -i, 7))
+  for (const id of ids) table.add({ id, address: 'a' }, 0)
+  assert.is(table.size, 500)
+  assert.ok(table.capacity >= 500)
+  for (let i = 0; i < 480; i++) table.remove(table.find(ids[i]!))
+  table.compact()
+  assert.is(table.size, 20)
+  assert.is(table.capacity, 32)
+  for (let i = 480; i < 500; i++) assert.is(table.handle(table.find(ids[i]!)).id, ids[i])
+  // A settled table whose spare records come and go keeps its storage: no shrink-and-grow on
+  // every tick.
+  for (let i = 0; i < 140; i++) table.add({ id: ids[i]!, address: 'a' }, 0)
+  const capacity = table.capacity
+  assert.is(table.size, 160)
+  for (let i = 0; i < 60; i++) table.remove(table.find(ids[i]!))
+  table.compact()
+  assert.is(table.capacity, capacity)
+})
+
+test.run()
