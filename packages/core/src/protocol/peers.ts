@@ -12,8 +12,8 @@
  * plain array. Free slots go on a stack and are reused. Records are found by id through an
  * open-addressing hash index (linear probing, at most half full, backward-shift deletion) that
  * compares the ids stored in the records, so a lookup touches the index and the record and no
- * object, and builds no hex string. Storage grows by half, and `compact` shrinks it to 3/2 of the
- * records when it holds more than twice as many (a join pins hundreds of records for a while; a
+ * object, and builds no hex string. Storage grows by half, and `compact` shrinks it to 7/5 of the
+ * records when it holds more than 7/4 of them (a join pins hundreds of records for a while; a
  * settled node needs far fewer). The index keeps a power-of-two size of at least twice the storage,
  * and sits in the same buffer, after the records: one allocation per table, which a simulation of
  * many nodes reaches through one cold object rather than two.
@@ -221,14 +221,14 @@ export class PeerTable {
   }
 
   /**
-   * Shrinks the storage to 3/2 of the records when it holds more than twice as many, renumbering
-   * the records' slots (keeping their order). Call only between inputs: every slot number read
-   * before is stale. The gap between the two ratios keeps a settled node, whose spare records come
-   * and go, from shrinking and growing its storage over and over.
+   * Shrinks the storage to 7/5 of the records when it holds more than 7/4 of them, renumbering the
+   * records' slots (keeping their order). Call only between inputs: every slot number read before
+   * is stale. The gap between the two ratios is wider than the swing of a settled node's spare
+   * records, so such a node does not shrink and grow its storage over and over.
    */
   compact(): void {
-    if (this.#slots <= INITIAL_SLOTS || this.#slots <= 2 * this.#size) return
-    const target = Math.max(INITIAL_SLOTS, roundUp(this.#size + (this.#size >> 1)))
+    if (this.#slots <= INITIAL_SLOTS || this.#slots * 4 <= this.#size * 7) return
+    const target = Math.max(INITIAL_SLOTS, roundUp(Math.floor((this.#size * 7) / 5)))
     if (target < this.#slots) this.#resize(target)
   }
 
