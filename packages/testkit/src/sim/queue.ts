@@ -20,6 +20,8 @@
  * flooding the network, not that the simulation is large.
  */
 
+import { grown } from './grown.js'
+
 /** Thrown when an {@link EventQueue} would hold more than its `maxEvents` pending events. */
 export class QueueFullError extends Error {
   constructor(max: number) {
@@ -234,26 +236,14 @@ export class EventQueue {
   #grow(): void {
     if (this.#capacity >= this.maxEvents) throw new QueueFullError(this.maxEvents)
     const cap = Math.min(this.maxEvents, this.#capacity * 2)
-    const f64 = (a: Float64Array) => {
-      const b = new Float64Array(cap)
-      b.set(a)
-      return b
-    }
-    const i32 = (a: Int32Array) => {
-      const b = new Int32Array(cap)
-      b.set(a)
-      return b
-    }
-    this.#hTime = f64(this.#hTime)
-    this.#hSeq = f64(this.#hSeq)
-    this.#hSlot = i32(this.#hSlot)
-    const kind = new Uint8Array(cap)
-    kind.set(this.#kind)
-    this.#kind = kind
-    this.#node = i32(this.#node)
-    this.#from = i32(this.#from)
-    this.#aux = f64(this.#aux)
-    this.#free = i32(this.#free)
+    this.#hTime = grown(this.#hTime, cap)
+    this.#hSeq = grown(this.#hSeq, cap)
+    this.#hSlot = grown(this.#hSlot, cap)
+    this.#kind = grown(this.#kind, cap)
+    this.#node = grown(this.#node, cap)
+    this.#from = grown(this.#from, cap)
+    this.#aux = grown(this.#aux, cap)
+    this.#free = grown(this.#free, cap)
     const obj = this.#obj
     for (let i = this.#capacity; i < cap; i++) obj.push(undefined)
     this.#capacity = cap

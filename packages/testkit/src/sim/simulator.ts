@@ -73,6 +73,7 @@ import {
 import type { Distribution } from '../static-experiment.js'
 import { createTopology, type Topology, type TopologyKind, type TopologyOptions } from '../topology.js'
 import type { EventOf, SimDeliverEvent, SimNode, SimRouteFailedEvent, SimTransmit } from './contract.js'
+import { grown } from './grown.js'
 import { type HopsReport, type MessageReport, SimMetrics } from './metrics.js'
 import { type LookupSummary, Oracle } from './oracle.js'
 import { EventQueue } from './queue.js'
@@ -1353,23 +1354,13 @@ export class Simulator<N extends SimNode = SimNode> {
   }
 
   #grow(cap: number): void {
-    const u8 = (a: Uint8Array) => {
-      const b = new Uint8Array(cap)
-      b.set(a)
-      return b
-    }
-    const i32 = (a: Int32Array) => {
-      const b = new Int32Array(cap)
-      b.set(a)
-      return b
-    }
-    this.#status = u8(this.#status)
-    this.#position = i32(this.#position)
-    this.#incarnation = i32(this.#incarnation)
-    this.#active = u8(this.#active)
-    this.#retireOnDown = u8(this.#retireOnDown)
-    this.#retired = u8(this.#retired)
-    this.#inSession = u8(this.#inSession)
+    this.#status = grown(this.#status, cap)
+    this.#position = grown(this.#position, cap)
+    this.#incarnation = grown(this.#incarnation, cap)
+    this.#active = grown(this.#active, cap)
+    this.#retireOnDown = grown(this.#retireOnDown, cap)
+    this.#retired = grown(this.#retired, cap)
+    this.#inSession = grown(this.#inSession, cap)
     this.#cap = cap
   }
 }

@@ -14,6 +14,8 @@
  * by it: one entry per node at most.
  */
 
+import { grown } from './grown.js'
+
 /** At most one wake-up time per node, the earliest (time, seq) first. */
 export class TimerHeap {
   #size = 0
@@ -171,19 +173,9 @@ export class TimerHeap {
   #grow(nodes: number): void {
     let cap = this.#pos.length
     while (cap < nodes) cap *= 2
-    const f64 = (a: Float64Array) => {
-      const b = new Float64Array(cap)
-      b.set(a)
-      return b
-    }
-    const i32 = (a: Int32Array) => {
-      const b = new Int32Array(cap)
-      b.set(a)
-      return b
-    }
-    this.#time = f64(this.#time)
-    this.#seq = f64(this.#seq)
-    this.#node = i32(this.#node)
-    this.#pos = i32(this.#pos)
+    this.#time = grown(this.#time, cap)
+    this.#seq = grown(this.#seq, cap)
+    this.#node = grown(this.#node, cap)
+    this.#pos = grown(this.#pos, cap)
   }
 }
