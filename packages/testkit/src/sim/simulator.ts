@@ -500,7 +500,7 @@ export class Simulator<N extends SimNode = SimNode> {
     return this.#events
   }
 
-  /** Events pending in the queue. */
+  /** Events pending: queued messages and commands, and the nodes' wake-ups. */
   get pending(): number {
     return this.#queue.size + this.#timers.size
   }

@@ -131,10 +131,7 @@ export class TimerHeap {
       pos[hNode[i]!] = i + 1
       i = p
     }
-    hTime[i] = time
-    hSeq[i] = seq
-    hNode[i] = node
-    pos[node] = i + 1
+    this.#put(i, time, seq, node)
   }
 
   /** Places (time, seq, node) at the hole `i` or below it. */
@@ -164,10 +161,15 @@ export class TimerHeap {
       pos[hNode[i]!] = i + 1
       i = c
     }
-    hTime[i] = time
-    hSeq[i] = seq
-    hNode[i] = node
-    pos[node] = i + 1
+    this.#put(i, time, seq, node)
+  }
+
+  /** Writes (time, seq, node) at position `i`. */
+  #put(i: number, time: number, seq: number, node: number): void {
+    this.#time[i] = time
+    this.#seq[i] = seq
+    this.#node[i] = node
+    this.#pos[node] = i + 1
   }
 
   #grow(nodes: number): void {
