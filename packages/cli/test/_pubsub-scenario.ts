@@ -1,8 +1,9 @@
 // Pub/sub through ten `pastry node` processes, driven only through their admin APIs, as one uvu
 // suite parameterised by transport (the test files pass `--transport ...`). The steps share one
 // cluster and run in order:
-//   1. ten nodes join (leaf sets of 4, so that SUBSCRIBEs take several hops and trees have
-//      interior forwarders);
+//   1. ten nodes join (leaf sets of 4 and 2-bit digits, so that SUBSCRIBEs can take several hops;
+//      at most two children per tree node, so that every tree of three or more members has an
+//      interior forwarder however the routes go);
 //   2. the pub/sub endpoints answer bad requests with 4xx and stream a topic as Server-Sent Events;
 //   3. five topics get subscribers on random nodes, and the test waits until every subscription is
 //      attached (`GET /topics`: root, or a parent);
@@ -30,11 +31,15 @@ import {
 const NODES = 10
 const TOPICS = 5
 /**
- * Leaf sets of 4 and 2-bit digits make routes of several hops in a ten-node overlay, so that trees
- * get interior nodes (with L = 16 every node knows every other, and every tree is a star).
+ * Leaf sets of 4 and 2-bit digits make routes of several hops in a young ten-node overlay, so that
+ * SUBSCRIBEs pass through forwarders. Routes shorten as the nodes learn of each other (in a small
+ * overlay they soon reach a topic's root in one hop), so the trees are kept deep by a fan-out of
+ * two: a tree node with two children hands a further subscriber down to one of them. A topic with
+ * three or more members other than its root then always has an interior forwarder.
  */
 const LEAF_SET = 4
-const NODE_ARGS = ['--b', '2', '--leaf-set', String(LEAF_SET)]
+const MAX_CHILDREN = 2
+const NODE_ARGS = ['--b', '2', '--leaf-set', String(LEAF_SET), '--pubsub-max-children', String(MAX_CHILDREN)]
 /** Publishes per topic in the steady phase; 3 publishers each. */
 const STEADY_PER_TOPIC = 40
 const PUBLISHERS_PER_TOPIC = 3
@@ -349,13 +354,9 @@ export function pubsubScenario(label: string, transportArgs: readonly string[]):
       })
     }
     await subscribeAll()
-    if (forwarders(await trees()).length === 0) {
-      // Rare with these settings, but the crash step needs one: every node subscribes to every
-      // topic, which makes more routes and so more interior nodes.
-      console.log('[trees] no interior forwarder yet: every node subscribes to every topic')
-      for (const p of plans) p.subscribers = [...live]
-      await subscribeAll()
-    }
+    // Four or more subscribers per topic, at most one of them its root, and two children per node.
+    const all = await trees()
+    assert.ok(forwarders(all).length > 0, `some tree has an interior forwarder:\n${describeTrees(all)}`)
   })
 
   steps('publishes from several random nodes per topic: each received once, in order, by all', async () => {

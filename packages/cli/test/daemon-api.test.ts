@@ -154,6 +154,8 @@ api('bad command lines exit 2 with a message', () => {
     ['--listen', '127.0.0.1:0', '--b', '3'],
     ['--listen', '127.0.0.1:0', '--transport', 'carrier-pigeon'],
     ['--listen', '127.0.0.1:0', '--bogus'],
+    ['--listen', '127.0.0.1:0', '--pubsub-max-children', '0'],
+    ['--listen', '127.0.0.1:0', '--pubsub-max-children', 'many'],
   ]) {
     const r = run(args)
     assert.is(r.status, 2, `pastry node ${args.join(' ')}`)

@@ -19,7 +19,7 @@ import {
   type Transport,
   TransportError,
 } from '@pastry/core'
-import { createPubSub } from '@pastry/pubsub'
+import { createPubSub, type PubSubConfig } from '@pastry/pubsub'
 import { createTcpTransport } from '@pastry/transport-tcp'
 import { createUdpTransport } from '@pastry/transport-udp'
 import { pino } from 'pino'
@@ -49,6 +49,8 @@ Options:
   --probe-timeout-ms MS       wait for a probe's reply (default 3000)
   --join-timeout-ms MS        give up joining after this long and exit 1 (default: the
                               protocol's join budget, about 80 s with default periods)
+  --pubsub-max-children N     children a pub/sub tree node takes per topic before it hands a
+                              new one down to an existing child, 1..1024 (default 16)
   --log-level LEVEL           fatal | error | warn | info | debug | trace | silent (default info)
   -h, --help                  show this help
 
@@ -84,6 +86,7 @@ function parse(argv: readonly string[]) {
       'heartbeat-ms': { type: 'string' },
       'probe-timeout-ms': { type: 'string' },
       'join-timeout-ms': { type: 'string' },
+      'pubsub-max-children': { type: 'string' },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -119,6 +122,8 @@ interface NodeSettings {
   readonly id: Id
   readonly config: Partial<ProtocolConfig>
   readonly joinTimeoutMs: number | undefined
+  /** Pub/sub settings given on the command line; the rest keep their defaults. */
+  readonly pubsub: Partial<PubSubConfig>
   readonly logLevel: (typeof LOG_LEVELS)[number]
 }
 
@@ -168,6 +173,7 @@ function settings(argv: readonly string[]): NodeSettings | 'help' {
   if (tls !== undefined) config.leafSetHeartbeatMs = tls
   const probe = intOption('probe-timeout-ms', v['probe-timeout-ms'], 10, 600_000)
   if (probe !== undefined) config.probeTimeoutMs = probe
+  const maxChildren = intOption('pubsub-max-children', v['pubsub-max-children'], 1, 1024)
   const logLevel = v['log-level'] ?? 'info'
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     throw new UsageError(
@@ -198,6 +204,7 @@ function settings(argv: readonly string[]): NodeSettings | 'help' {
     id,
     config,
     joinTimeoutMs: intOption('join-timeout-ms', v['join-timeout-ms'], 100, 86_400_000),
+    pubsub: maxChildren === undefined ? {} : { maxChildren },
     logLevel: logLevel as NodeSettings['logLevel'],
   }
 }
@@ -242,7 +249,7 @@ export async function runNode(argv: readonly string[]): Promise<number> {
     throw e
   }
   // Pub/sub rides on the node from the start; it closes by itself if the node closes.
-  const pubsub = new PubSubAdmin(createPubSub(node), log)
+  const pubsub = new PubSubAdmin(createPubSub(node, { config: s.pubsub }), log)
   const delivered = new RecentLog<DeliveredRecord>(DELIVERED_CAPACITY)
   let leaving = false
   let finish: (code: number) => void = () => {}
