@@ -996,16 +996,15 @@ export class PastryNode implements ProtocolNode {
   #estimateRows(owner: NodeHandle, leafSet: readonly NodeHandle[]): number {
     const count = leafSet.length + 1
     if (leafSet.length < this.config.leafSetSize) return Math.log(count) / Math.log(2 ** this.config.b)
-    const o = owner.id.toBigInt()
-    const ring = 1n << 128n
-    let cw = 0n
-    let ccw = 0n
+    // The farthest member on each side, as fractions of the ring (64 bits of precision).
+    let cw = 0
+    let ccw = 0
     for (const n of leafSet) {
-      const d = (n.id.toBigInt() - o + ring) % ring
-      if (d < ring / 2n) cw = d > cw ? d : cw
-      else ccw = ring - d > ccw ? ring - d : ccw
+      const f = clockwiseFraction(owner.id, n.id)
+      if (f < 0.5) cw = Math.max(cw, f)
+      else ccw = Math.max(ccw, 1 - f)
     }
-    const span = Number(cw + ccw) / 2 ** 128
+    const span = cw + ccw
     if (!(span > 0)) return 0
     return Math.log(count / span) / Math.log(2 ** this.config.b)
   }
@@ -1423,7 +1422,11 @@ export class PastryNode implements ProtocolNode {
     // An active node in a deep cell known whole belongs in its list (it joined the cell since).
     if (learn && this.#cellMembers.size > 0 && this.#state === 'active') {
       const at = this.routingTable.cellIndexOf(from.id)
-      if (at >= 0 && this.#cellMembers.get(at)?.members != null) this.#noteCellMember(now, from, at)
+      if (at >= 0) {
+        const list = this.#cellMembers.get(at)?.members
+        if (list != null && at >> this.config.b >= this.#firstDeepRow() && !this.#listed(list, from))
+          this.#noteCellMember(now, from, at)
+      }
     }
     // Learn from traffic: an active node heard from for the first time, or back from the dead, or
     // not in the tables and not offered lately, is a candidate for the tables.
@@ -1602,13 +1605,7 @@ export class PastryNode implements ProtocolNode {
       return
     }
     const list = cell.members
-    if (list === null) return
-    for (let i = 0; i < list.length; i++) {
-      if (list[i]!.id.equals(n.id)) {
-        list[i] = n
-        return
-      }
-    }
+    if (list === null || this.#listed(list, n)) return
     // A node new to a whole cell joined it since: the cell stays whole, or grew past small.
     if (list.length < this.config.deepCellMembers) list.push(n)
     else cell.members = null
@@ -1616,14 +1613,32 @@ export class PastryNode implements ProtocolNode {
   }
 
   /**
-   * The known members of the cells of `row` when it is deep now, for `nextHop`. Only rows that are
-   * deep now: a list kept while the overlay was smaller holds a few of a cell that has since
-   * grown, where the proximity-chosen entry is the better hop.
+   * True when `list` holds `n`'s node, which then replaces the handle stored (the same node may come
+   * with a new address). The identity pass first: a node's handle is usually one shared object, and
+   * comparing ids reads every member's handle and id.
    */
+  #listed(list: NodeHandle[], n: NodeHandle): boolean {
+    for (let i = 0; i < list.length; i++) if (list[i] === n) return true
+    const id = n.id
+    for (let i = 0; i < list.length; i++) {
+      if (list[i]!.id.equals(id)) {
+        list[i] = n
+        return true
+      }
+    }
+    return false
+  }
+
+  /** Forgets the members of `row` gathered for `nextHop`, after a list of the row changed. */
   #uncacheRow(row: number): void {
     if (row < this.#rowMemberCache.length) this.#rowMemberCache[row] = undefined
   }
 
+  /**
+   * The known members of the cells of `row` when it is deep now, for `nextHop`. Only rows that are
+   * deep now: a list kept while the overlay was smaller holds a few of a cell that has since
+   * grown, where the proximity-chosen entry is the better hop.
+   */
   #rowMembers(row: number): readonly NodeHandle[] | undefined {
     if (this.#cellMembers.size === 0 || row < this.#firstDeepRow()) return undefined
     let all = this.#rowMemberCache[row]
@@ -1664,12 +1679,17 @@ export class PastryNode implements ProtocolNode {
     let length = 0
     for (let i = -1; i < leafSet.length && length < RUN_OFFSETS.length; i++) {
       const m = i < 0 ? from : leafSet[i]!
-      let dup = false
-      for (let k = 0; k < length && !dup; k++) dup = runNodes[k]!.id.equals(m.id)
-      if (dup) continue
       const f = clockwiseFraction(from.id, m.id)
       const offset = f >= 0.5 ? f - 1 : f
-      let k = length++
+      // A node listed twice has the same offset, so only the entries of an equal offset, which sit
+      // just before the insertion point, need their ids compared.
+      let k = length
+      while (k > 0 && runOffsets[k - 1]! > offset) k--
+      let dup = false
+      for (let d = k - 1; d >= 0 && runOffsets[d] === offset && !dup; d--)
+        dup = runNodes[d] === m || runNodes[d]!.id.equals(m.id)
+      if (dup) continue
+      k = length++
       for (; k > 0 && runOffsets[k - 1]! > offset; k--) {
         runNodes[k] = runNodes[k - 1]!
         runOffsets[k] = runOffsets[k - 1]!
