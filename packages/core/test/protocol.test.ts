@@ -501,6 +501,64 @@ test(named('join: the joiner finds a nearby node and joins through it, tables st
   assertPerfect(d, lookups, 'after a join through a searched-for seed')
 })
 
+test(
+  named("join: a new node's greetings carry the RTTs it measured, and their receivers use them at once"),
+  () => {
+    const n = 61
+    const j = n - 1
+    const { latency } = lineLatency('join/greeting-rtt', n)
+    const d = new Driver({ seed: seedOf('join/greeting-rtt'), n, latency, codec: true })
+    d.ring(n - 1)
+    d.runFor(5 * FAST.leafSetHeartbeatMs!)
+    const joiner = d.node(j).id
+    /** The RTT each greeting reported, by receiver. */
+    const reported = new Map<number, number | undefined>()
+    /** When the new node turned active and greeted its leaf set and routing table, all at once. */
+    let greetAt: number | undefined
+    /** Receivers for which the new node was nearer than their entry for its cell, as it arrived. */
+    const shouldTake: number[] = []
+    const took: number[] = []
+    d.watch((s) => {
+      const m = s.message
+      if (m.type !== 'heartbeat' || s.from !== j || s.at !== (greetAt ??= s.at)) return
+      reported.set(s.to, m.rttMicros)
+      const to = s.to
+      const arrives = s.at + latency(j, to)
+      // Just before the greeting arrives, and a hundredth of a millisecond after: far too soon for
+      // the answer to any probe of the new node (links take at least 1 ms each way).
+      d.at(arrives - 0.01, () => {
+        const rt = d.node(to).routingTable
+        const present = rt.atIndex(rt.cellIndexOf(joiner))
+        if (present === undefined || latency(to, d.indexOf(present.id)) > latency(to, j)) shouldTake.push(to)
+      })
+      d.at(arrives + 0.01, () => {
+        if (d.node(to).routingTable.contains(joiner)) took.push(to)
+      })
+    })
+    d.join(j, [0])
+    d.runUntilQuiet()
+    assert.is(d.node(j).state, 'active')
+    // Greetings are heartbeats, which do not keep the driver from being quiet: let them arrive.
+    d.runFor(FAST.leafSetHeartbeatMs!)
+    // The joiner probed its routing-table entries while joining, so each such greeting has an RTT.
+    const entries = d.node(j).routingTable.size
+    const withRtt = [...reported].filter(([, r]) => r !== undefined)
+    assert.ok(withRtt.length >= entries, `${withRtt.length} greetings with an RTT, ${entries} table entries`)
+    for (const [to, r] of withRtt) {
+      // The driver's links have fixed latencies, so every sample, and the smoothed RTT, is the round trip.
+      const rtt = latency(j, to) + latency(to, j)
+      assert.ok(Math.abs(r! / 1000 - rtt) <= 0.001, `n${to}: reported ${r} µs, round trip ${rtt} ms`)
+    }
+    const expected = shouldTake.filter((to) => reported.get(to) !== undefined).sort((a, b) => a - b)
+    assert.ok(expected.length > 0, "no greeted node had a farther entry in the new node's cell")
+    assert.equal(
+      took.filter((to) => expected.includes(to)).sort((a, b) => a - b),
+      expected,
+      'greeted nodes that took the new node into their routing tables as the greeting arrived',
+    )
+  },
+)
+
 test(named('join: when the bootstrap does not answer the search, the JOIN goes to it anyway'), () => {
   const d = new Driver({ seed: seedOf('join/seek-silent'), n: 21 })
   d.ring(20)

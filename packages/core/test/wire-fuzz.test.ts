@@ -103,6 +103,7 @@ const CORPUS_BY_TYPE: { readonly [T in MessageType]: readonly Message[] } = {
   heartbeat: [
     { type: 'heartbeat', from: ME },
     { type: 'heartbeat', from: ME, leafSet: handles(3) },
+    { type: 'heartbeat', from: ME, rttMicros: 48_250 },
   ],
   probe: [
     { type: 'probe', from: ME, nonce: 0xffffffff },

@@ -23,6 +23,7 @@ import {
   MAX_NESTING_DEPTH,
   MAX_ROW_HANDLES,
   MAX_ROWS,
+  MAX_RTT_MICROS,
   MESSAGE_TYPE_SLOTS,
   MESSAGE_TYPES,
   MESSAGES,
@@ -207,8 +208,17 @@ const ARBITRARIES: { readonly [T in MessageType]: fc.Arbitrary<MessageOf<T>> } =
     .tuple(handleArb, fc.boolean(), leafSetArb)
     .map(([from, accepted, leafSet]) => ({ type: 'announceAck' as const, from, accepted, leafSet })),
   heartbeat: fc
-    .tuple(handleArb, optionalLeafSet)
-    .map(([from, leafSet]) => withOptional({ type: 'heartbeat' as const, from }, leafSet)),
+    .tuple(
+      handleArb,
+      optionalLeafSet,
+      fc.option(fc.oneof(fc.integer({ min: 0, max: MAX_RTT_MICROS }), fc.constantFrom(0, MAX_RTT_MICROS)), {
+        nil: undefined,
+      }),
+    )
+    .map(([from, leafSet, rttMicros]) => ({
+      ...withOptional({ type: 'heartbeat' as const, from }, leafSet),
+      ...(rttMicros !== undefined && { rttMicros }),
+    })),
   probe: fc
     .tuple(handleArb, nonceArb, optionalLeafSet)
     .map(([from, nonce, leafSet]) => withOptional({ type: 'probe' as const, from, nonce }, leafSet)),
@@ -566,7 +576,7 @@ decoding('BAD_FIELD: a handle whose address is not host:port, with the field pat
       'leafSetReply.leafSet[1].address',
     )
     expectError(
-      enc([PROTOCOL_VERSION, MESSAGES.heartbeat.code, [ID_A.toBytes(), address], null]),
+      enc([PROTOCOL_VERSION, MESSAGES.heartbeat.code, [ID_A.toBytes(), address], null, null]),
       'BAD_FIELD',
     )
   }
@@ -642,7 +652,15 @@ decoding('BAD_FIELD: wrong types and shapes, with the field path', () => {
   )
   // `null` means "absent" only where a field is optional.
   expectError(enc([PROTOCOL_VERSION, MESSAGES.leave.code, H(), null]), 'BAD_FIELD', 'leave.leafSet')
-  assert.ok(decodeMessage(enc([PROTOCOL_VERSION, MESSAGES.heartbeat.code, H(), null])).ok)
+  assert.ok(decodeMessage(enc([PROTOCOL_VERSION, MESSAGES.heartbeat.code, H(), null, null])).ok)
+  // A reported RTT is a whole number of microseconds, at most a minute.
+  const heartbeat = (rtt: unknown) => enc([PROTOCOL_VERSION, MESSAGES.heartbeat.code, H(), null, rtt])
+  const ok = decodeMessage(heartbeat(MAX_RTT_MICROS))
+  assert.ok(ok.ok && ok.message.type === 'heartbeat' && ok.message.rttMicros === MAX_RTT_MICROS)
+  for (const bad of [MAX_RTT_MICROS + 1, -1, '250', []])
+    expectError(heartbeat(bad), 'BAD_FIELD', 'heartbeat.rttMicros')
+  // Frames carry no floats at all: a fractional or NaN RTT fails before any field is read.
+  for (const bad of [1.5, Number.NaN]) expectError(heartbeat(bad), 'UNSUPPORTED_CBOR', 'float')
   const rows = [
     [0, [H()]],
     [1, [H(), [ID_A.toBytes(), false]]],

@@ -38,6 +38,9 @@ export interface NodeHandle {
  */
 export const MAX_ADDRESS_BYTES = 262
 
+/** The largest round-trip time a message can report, in microseconds (one minute). */
+export const MAX_RTT_MICROS = 60_000_000
+
 /** The largest message id: ids are unsigned safe integers. Wrap a message-id counter before it. */
 export const MAX_MESSAGE_ID = Number.MAX_SAFE_INTEGER
 /** The largest hop count a routed message can carry. A forwarder drops a message that would exceed it. */
@@ -162,6 +165,13 @@ export const MESSAGES = {
     fields: {
       /** The sender's leaf set, piggybacked when it changed. */
       leafSet: optional(leafSet),
+      /**
+       * The sender's smoothed RTT to the receiver in microseconds, when the sender has measured it
+       * and the receiver may not have: a new node greeting the nodes it learned of while joining,
+       * most of which it probed. A round trip covers the same path whichever end starts it, so the
+       * receiver takes it as a measurement of its own rather than probing the sender again.
+       */
+      rttMicros: optional(uint(MAX_RTT_MICROS)),
     },
   },
   /** A liveness and round-trip-time probe; the receiver answers with `probeReply`. */
