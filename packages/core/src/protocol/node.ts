@@ -12,12 +12,15 @@
  *   joining ──join failed──► closed;   any state ──close──► closed
  *
  * Join (MSPastry-style consistent join). The joiner J sends JOIN to a bootstrap node; it is routed
- * toward J's id like any message, with per-hop acks. Each node on the path sends J its routing
- * rows up to the prefix it shares with J (`joinRows`); the root, where the JOIN is delivered,
- * sends its leaf set and rows (`joinReply`). J announces itself to every leaf-set member it
- * learned of; each adds J and answers with its own leaf set (`announceAck`), which may teach J of
- * nearer nodes, which J announces itself to in turn. J becomes active only when every member of
- * its leaf set has confirmed it. Until then it holds any routed message that reaches it.
+ * toward J's id like any message, with per-hop acks. Each node on the path sends J the two
+ * deepest routing rows of the prefix it shares with J (`joinRows`); the root, where the JOIN is
+ * delivered, sends its leaf set and all of those rows (`joinReply`). J announces itself to every
+ * leaf-set member it learned of; each adds J and answers with its own leaf set (`announceAck`),
+ * which may teach J of nearer nodes, which J announces itself to in turn. J becomes active only
+ * when every member of its leaf set has confirmed it. Until then it holds any routed message that
+ * reaches it. Once active it greets its leaf set and routing table with a heartbeat each, carrying
+ * the RTT it measured to the receiver while joining, so that the receiver can weigh J for its own
+ * routing table without probing it (a round trip is the same path whichever end starts it).
  *
  * Nearby seed (with PNS). Before its first JOIN the joiner looks for a node near it in the network
  * (`#seek*`): it asks the bootstrap for its leaf set and probes the members; then, from the nearest
