@@ -394,9 +394,16 @@ test(
   },
 )
 
-test(named('join: every node on the path sends the joiner its rows; the root its leaf set'), () => {
+test(named('join: every node on the path sends the joiner its two deepest rows; the root all rows'), () => {
+  // The joiner's id differs from n7's in the last digit only, so n7 is the root. n8 shares two
+  // digits with n7, so n7's table has a row 2 and its two deepest rows shared with the joiner are
+  // rows 1 and 2: its answer must still carry row 0.
+  const rng = createRng(seedOf('join/path')).derive('ids')
+  const ids = Array.from({ length: 41 }, () => randomId(rng))
+  ids[40] = ids[7]!.withDigit(31, 4, (ids[7]!.digit(31, 4) + 1) % 16)
+  ids[8] = ids[7]!.withDigit(2, 4, (ids[7]!.digit(2, 4) + 8) % 16)
   // The JOIN goes through the chosen bootstrap: no search for a nearby seed.
-  const d = new Driver({ seed: seedOf('join/path'), n: 41, config: { ...FAST, findNearbySeed: false } })
+  const d = new Driver({ seed: seedOf('join/path'), n: 41, ids, config: { ...FAST, findNearbySeed: false } })
   d.ring(40)
   d.runFor(3000)
   const j = 40
@@ -404,6 +411,7 @@ test(named('join: every node on the path sends the joiner its rows; the root its
   const path: number[] = []
   const rows = new Map<number, number[]>()
   const replies: number[] = []
+  let replyRows: number[] = []
   d.watch((s) => {
     const m = s.message
     if (m.type === 'join' && m.joiner.id.equals(joiner)) path.push(s.to)
@@ -412,7 +420,10 @@ test(named('join: every node on the path sends the joiner its rows; the root its
         s.from,
         m.rows.map((r) => r.row),
       )
-    if (m.type === 'joinReply' && s.to === j) replies.push(s.from)
+    if (m.type === 'joinReply' && s.to === j) {
+      replies.push(s.from)
+      replyRows = m.rows.map((r) => r.row)
+    }
   })
   // Through the bootstrap that shares the fewest digits with the joiner: a long path.
   const boot = d
@@ -428,12 +439,20 @@ test(named('join: every node on the path sends the joiner its rows; the root its
   assert.equal(replies, [root], 'the root, alone, answered with its leaf set')
   assert.equal([...rows.keys()].sort(), [...new Set(path)].sort(), 'every node on the path sent rows')
   for (const [from, offered] of rows) {
-    const shared = d.node(from).id.sharedPrefixLength(joiner, 4)
+    // Rows past the last one a table has allocated are empty: the deepest shared row is at most that.
+    const deepest = Math.min(
+      d.node(from).id.sharedPrefixLength(joiner, 4),
+      d.node(from).routingTable.rowCount - 1,
+    )
     assert.ok(
-      offered.every((r) => r <= shared),
-      `n${from} offered rows ${offered}, sharing ${shared} digits with the joiner`,
+      offered.every((r) => r >= deepest - 1 && r <= deepest),
+      `n${from} offered rows ${offered}, its deepest row shared with the joiner being ${deepest}`,
     )
   }
+  assert.is(root, 7)
+  assert.ok(d.node(root).routingTable.rowCount >= 3, 'n8 is in row 2 of the root')
+  assert.not.ok(rows.get(root)!.includes(0), "row 0 is not among the root's two deepest")
+  assert.is(replyRows[0], 0, `the root's answer carries rows ${replyRows}`)
   assert.ok(d.node(j).routingTable.row(0).length > 0, 'the joiner has a routing table')
 })
 
