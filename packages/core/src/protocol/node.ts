@@ -158,10 +158,6 @@ const SEEK_ROW0_REPEATS = 2
 const MAX_ARRIVING = 64
 /** Routing-table entries asked for their leaf sets at once, to learn their deep cells' members. */
 const MAX_CELL_ASKS = 64
-/** Deep cells asked again per tick because the overlay has grown since they were learned. */
-const MAX_REFRESH_ASKS = 8
-/** How much the overlay must have grown for a deep cell's list to be learned again. */
-const GROWN_FACTOR = 1.5
 /** Every this many Tls, heartbeats carry the leaf set whether it changed or not. */
 const LEAF_SET_REFRESH_TLS = 3
 /** How many of its nearest entries a new node asks, per row, for that row. */
@@ -303,7 +299,7 @@ export class PastryNode implements ProtocolNode {
    * `deepCellMembers` nodes. Null marks a cell asked about that is not so small, or not seen
    * whole. Nodes that join later are added; failed ones are taken out.
    */
-  readonly #cellMembers = new Map<number, DeepCell>()
+  readonly #cellMembers = new Map<number, NodeHandle[] | null>()
   /** The members of each deep row's cells in one array, made on demand; dropped on a change. */
   readonly #rowMemberCache: (readonly NodeHandle[] | undefined)[] = []
   /** Entries asked for their leaf sets to learn their cells' members: id hex → cell index. */
@@ -313,8 +309,6 @@ export class PastryNode implements ProtocolNode {
   #deepRowVersion = -1
   /** The first deep row when {@link #seedDeepCells} last ran. */
   #deepRowSeeded = Number.NaN
-  /** The overlay size the leaf set implies, as of {@link #deepRowVersion}. */
-  #nodesEstimate = Number.NaN
   /**
    * For a few seconds after activation: the nodes told that this node is active. The
    * members of deep cells learned meanwhile are told too, since their own lists of this node's
@@ -887,7 +881,6 @@ export class PastryNode implements ProtocolNode {
   #seedDeepCells(now: number): void {
     if (this.config.deepCellMembers === 0) return
     const deep = this.#firstDeepRow()
-    if (this.#cellMembers.size > 0) this.#refreshGrownCells(now)
     if (deep === this.#deepRowSeeded) return
     this.#deepRowSeeded = deep
     const rt = this.routingTable
@@ -1459,7 +1452,7 @@ export class PastryNode implements ProtocolNode {
     if (learn && this.#cellMembers.size > 0 && this.#state === 'active') {
       const at = this.routingTable.cellIndexOf(from.id)
       if (at >= 0) {
-        const list = this.#cellMembers.get(at)?.members
+        const list = this.#cellMembers.get(at)
         if (list != null && at >> this.config.b >= this.#firstDeepRow() && !this.#listed(list, from))
           this.#noteCellMember(now, from, at)
       }
@@ -1587,25 +1580,6 @@ export class PastryNode implements ProtocolNode {
   }
 
   /**
-   * Lists learned when the overlay was much smaller (while it grows, as in a mass join) miss the
-   * nodes that joined their cells since: such cells are asked again, a few per tick.
-   */
-  #refreshGrownCells(now: number): void {
-    const nodes = this.#nodesEstimate
-    let asks = 0
-    // forEach, not for...of: this runs every tick, and the entries would be allocated.
-    this.#cellMembers.forEach((cell, at) => {
-      if (asks >= MAX_REFRESH_ASKS) return
-      if (cell.members === null || cell.learnedAt * GROWN_FACTOR >= nodes) return
-      const ask = this.routingTable.atIndex(at) ?? cell.members[0]
-      if (ask === undefined) return
-      cell.learnedAt = nodes
-      this.#askCell(now, ask, at)
-      asks++
-    })
-  }
-
-  /**
    * The first routing-table row whose cells should hold at most `deepCellMembers` nodes, by the
    * overlay size that the leaf set's span implies (L members over that fraction of the ring), or
    * Infinity when the leaf set cannot tell (not full on both sides, or spanning the whole ring).
@@ -1619,7 +1593,6 @@ export class PastryNode implements ProtocolNode {
     if (this.config.deepCellMembers > 0 && ls.cwSize === half && ls.ccwSize === half && !spansRing(ls)) {
       const fraction = clockwiseFraction(ls.farthest('ccw')!.id, ls.farthest('cw')!.id) + 2 ** -64
       const nodes = (ls.size + 1) / fraction
-      this.#nodesEstimate = nodes
       const b = this.config.b
       row = Math.max(0, Math.ceil(Math.log2(nodes / this.config.deepCellMembers) / b - 1))
     }
@@ -1634,17 +1607,16 @@ export class PastryNode implements ProtocolNode {
    */
   #noteCellMember(now: number, n: NodeHandle, at: number): void {
     if (at >> this.config.b < this.#firstDeepRow()) return
-    const cell = this.#cellMembers.get(at)
-    if (cell === undefined) {
-      this.#cellMembers.set(at, { members: null, learnedAt: this.#nodesEstimate })
+    const list = this.#cellMembers.get(at)
+    if (list === undefined) {
+      this.#cellMembers.set(at, null)
       this.#askCell(now, n, at)
       return
     }
-    const list = cell.members
     if (list === null || this.#listed(list, n)) return
     // A node new to a whole cell joined it since: the cell stays whole, or grew past small.
     if (list.length < this.config.deepCellMembers) list.push(n)
-    else cell.members = null
+    else this.#cellMembers.set(at, null)
     this.#uncacheRow(at >> this.config.b)
   }
 
@@ -1682,7 +1654,7 @@ export class PastryNode implements ProtocolNode {
       const out: NodeHandle[] = []
       const cols = 1 << this.config.b
       for (let at = row * cols; at < (row + 1) * cols; at++) {
-        const list = this.#cellMembers.get(at)?.members
+        const list = this.#cellMembers.get(at)
         if (list != null) for (const m of list) out.push(m)
       }
       all = out
@@ -1755,17 +1727,14 @@ export class PastryNode implements ProtocolNode {
             this.#transmit(this.#lastNow, m.address, m, { type: 'heartbeat', from: this.handle })
           }
         }
-        this.#cellMembers.set(cell, {
-          members: members.length <= cap && members.length > 0 ? members : null,
-          learnedAt: this.#nodesEstimate,
-        })
+        this.#cellMembers.set(cell, members.length <= cap && members.length > 0 ? members : null)
         this.#uncacheRow(cell >> b)
       }
       i = j
     }
     runNodes.fill(undefined, 0, length)
     if (!askedWhole && at >> b >= deep) {
-      this.#cellMembers.set(at, { members: null, learnedAt: this.#nodesEstimate })
+      this.#cellMembers.set(at, null)
       this.#uncacheRow(at >> b)
     }
   }
@@ -1773,7 +1742,7 @@ export class PastryNode implements ProtocolNode {
   /** Takes a node out of its deep cell's members. */
   #dropCellMember(n: NodeHandle): void {
     const at = this.routingTable.cellIndexOf(n.id)
-    const list = this.#cellMembers.get(at)?.members
+    const list = this.#cellMembers.get(at)
     if (list == null) return
     const i = list.findIndex((m) => m.id.equals(n.id))
     if (i < 0) return
@@ -2351,7 +2320,7 @@ export class PastryNode implements ProtocolNode {
       const cells = [...this.#cellMembers.keys()]
       if (cells.length > 0) {
         const at = cells[this.#rng.int(cells.length)]!
-        const ask = this.routingTable.atIndex(at) ?? this.#cellMembers.get(at)?.members?.[0]
+        const ask = this.routingTable.atIndex(at) ?? this.#cellMembers.get(at)?.[0]
         if (ask !== undefined) this.#askCell(now, ask, at)
       }
     }
@@ -2433,16 +2402,6 @@ function sentOnlyWhenActive(message: Message): boolean {
     default:
       return false
   }
-}
-
-/**
- * A deep routing-table cell as a node knows it: its whole membership, or null when the cell was
- * asked about but is not small or was not seen whole; and the overlay size estimated when it was
- * learned.
- */
-interface DeepCell {
-  members: NodeHandle[] | null
-  learnedAt: number
 }
 
 // Scratch for #learnCell's run of nodes (one leaf set and its owner), reused by every node: the
