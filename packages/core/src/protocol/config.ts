@@ -92,6 +92,15 @@ export interface ProtocolConfig {
   readonly joinAttempts: number
   /** Trt: how often a node asks a row peer for its row, to find nearer or missing entries (default 600,000). */
   readonly routingTableMaintenanceMs: number
+  /**
+   * The share of routing-table entries that may, on average, point at crashed nodes. From the rate
+   * at which it sees members of its tables fail, a node checks its silent entries as often as that
+   * share needs, between every {@link routingTableCheckMinMs} and every Trt: a quiet overlay checks
+   * every Trt, a churning one more often (default 0.1; 0 checks every Trt whatever the failures).
+   */
+  readonly deadEntryTarget: number
+  /** The shortest period of those checks (default 30,000). */
+  readonly routingTableCheckMinMs: number
   /** Routed messages awaiting an ack at once; more are refused (default 10,000). */
   readonly maxPendingRoutes: number
   /** Messages held while a route waits on a suspected leaf or on the join completing (default 1,024). */
@@ -126,6 +135,8 @@ export const DEFAULT_PROTOCOL_CONFIG: ProtocolConfig = Object.freeze({
   joinTimeoutMs: 10_000,
   joinAttempts: 5,
   routingTableMaintenanceMs: 600_000,
+  deadEntryTarget: 0.1,
+  routingTableCheckMinMs: 30_000,
   maxPendingRoutes: 10_000,
   maxHeldMessages: 1_024,
   maxProbesInFlight: 256,
@@ -179,6 +190,7 @@ export function resolveConfig(partial: Partial<ProtocolConfig> = {}): ProtocolCo
     'ackTimeoutMaxMs',
     'joinTimeoutMs',
     'routingTableMaintenanceMs',
+    'routingTableCheckMinMs',
     'failedMemoryMs',
   ] as const) {
     const v = c[name]
@@ -190,6 +202,9 @@ export function resolveConfig(partial: Partial<ProtocolConfig> = {}): ProtocolCo
     throw new ConfigError(
       `ackTimeoutMinMs (${c.ackTimeoutMinMs}) exceeds ackTimeoutMaxMs (${c.ackTimeoutMaxMs})`,
     )
+  }
+  if (!(typeof c.deadEntryTarget === 'number' && c.deadEntryTarget >= 0 && c.deadEntryTarget < 1)) {
+    throw new ConfigError(`deadEntryTarget must be a number from 0 up to 1, got ${String(c.deadEntryTarget)}`)
   }
   if (!(Number.isInteger(c.probeRetries) && c.probeRetries >= 0 && c.probeRetries <= 100)) {
     throw new ConfigError(`probeRetries must be an integer from 0 to 100, got ${String(c.probeRetries)}`)

@@ -289,6 +289,11 @@ export class PastryNode implements ProtocolNode {
   #leafSetVersion = 0
   /** When the watched members next get the whole leaf set, changed or not (anti-entropy). */
   #nextLeafSetRefresh = 0
+  /** Failures of table members seen lately: a count decaying by e every Trt, as of `#failuresAt`. */
+  #failures = 0
+  #failuresAt = 0
+  /** When silent routing-table entries are next checked between maintenance rounds. */
+  #nextCheck = 0
   /** The leaf set's members as one array, shared by messages until the leaf set changes. */
   #leafCache: readonly NodeHandle[] | undefined = undefined
   /** The tables as `nextHop` reads them. */
@@ -2168,6 +2173,7 @@ export class PastryNode implements ProtocolNode {
       left: !failed,
     })
     if (s >= 0) this.#setSuspected(s, false)
+    if (failed && (inLeafSet || inRt)) this.#failures = this.#decayedFailures(now) + 1
     if (failed) this.#emit({ type: 'nodeFailed', node: n })
     if (inLeafSet) {
       this.#leafSetChanged(now, before)
@@ -2253,6 +2259,11 @@ export class PastryNode implements ProtocolNode {
           this.#suspect(now, m)
         }
       }
+      if (now >= this.#nextCheck) {
+        const every = this.#checkEvery(now)
+        if (every < this.config.routingTableMaintenanceMs) this.#checkRoutingTable(now, every)
+        this.#nextCheck = now + every
+      }
       // Joiners that never became active: what waited on them is delivered here after all.
       if (this.#arriving.size > 0) {
         for (const [hex, a] of [...this.#arriving.entries()]) {
@@ -2306,7 +2317,7 @@ export class PastryNode implements ProtocolNode {
   }
 
   #onMaintenance(now: number): void {
-    if (this.#state === 'active') this.#checkRoutingTable(now)
+    if (this.#state === 'active') this.#checkRoutingTable(now, this.config.routingTableMaintenanceMs)
     if (this.#state === 'active' && this.#cellMembers.size > 0) {
       // Lists of rows no longer deep (the overlay grew) go; one deep cell a round is asked again:
       // members that joined since come in, and the list follows the entry's leaf set, which its
@@ -2336,15 +2347,41 @@ export class PastryNode implements ProtocolNode {
     this.#deadlines.push(now + trt * (0.5 + this.#rng.float()), 'maintenance', 0)
   }
 
+  /** `#failures` decayed to `now`. */
+  #decayedFailures(now: number): number {
+    if (this.#failures === 0) return 0
+    const f = this.#failures * Math.exp((this.#failuresAt - now) / this.config.routingTableMaintenanceMs)
+    this.#failuresAt = now
+    this.#failures = f < 0.01 ? 0 : f
+    return this.#failures
+  }
+
+  /**
+   * How often silent routing-table entries need checking for about `deadEntryTarget` of them to be
+   * dead. A member of the tables fails at a rate μ ≈ failures / (Trt × members) (the decaying count
+   * spans about Trt), and a crashed entry, silent from its crash, is found between one and two
+   * periods later: about 1.5 periods on average, so a share μ × 1.5 × period of entries is dead.
+   * Bounded by `routingTableCheckMinMs` and Trt; Trt when no failure was seen lately.
+   */
+  #checkEvery(now: number): number {
+    const trt = this.config.routingTableMaintenanceMs
+    const target = this.config.deadEntryTarget
+    const failures = this.#decayedFailures(now)
+    if (failures === 0 || target === 0) return trt
+    const members = this.leafSet.size + this.routingTable.size
+    const every = (target * trt * members) / (1.5 * failures)
+    return Math.min(trt, Math.max(Math.min(this.config.routingTableCheckMinMs, trt), every))
+  }
+
   /**
    * Entries are otherwise checked only when a message goes to them; a node that routes little would
    * keep crashed entries for ever, and then try them one after another. Each round probes up to
    * {@link MAX_CHECKS_PER_ROUND} entries outside the leaf set (which has heartbeats) not heard from
    * for Trt; one that answers none of the probes is declared failed and its cell repaired.
    */
-  #checkRoutingTable(now: number): void {
+  #checkRoutingTable(now: number, silentMs: number): void {
     const peers = this.#peers
-    const stale = now - this.config.routingTableMaintenanceMs
+    const stale = now - silentMs
     let checks = 0
     for (const e of this.routingTable) {
       if (checks >= MAX_CHECKS_PER_ROUND) break
