@@ -2259,10 +2259,14 @@ export class PastryNode implements ProtocolNode {
           this.#suspect(now, m)
         }
       }
+      // Checks between the rounds, when failures call for them; looked at again every tick until
+      // then, so that churn starting in a quiet overlay is met within a tick of its first failure.
       if (now >= this.#nextCheck) {
         const every = this.#checkEvery(now)
-        if (every < this.config.routingTableMaintenanceMs) this.#checkRoutingTable(now, every)
-        this.#nextCheck = now + every
+        if (every < this.config.routingTableMaintenanceMs) {
+          this.#checkRoutingTable(now, every)
+          this.#nextCheck = now + every
+        }
       }
       // Joiners that never became active: what waited on them is delivered here after all.
       if (this.#arriving.size > 0) {
@@ -2377,7 +2381,8 @@ export class PastryNode implements ProtocolNode {
    * Entries are otherwise checked only when a message goes to them; a node that routes little would
    * keep crashed entries for ever, and then try them one after another. Each round probes up to
    * {@link MAX_CHECKS_PER_ROUND} entries outside the leaf set (which has heartbeats) not heard from
-   * for Trt; one that answers none of the probes is declared failed and its cell repaired.
+   * for `silentMs` (Trt in a maintenance round, less between rounds under churn: `#checkEvery`);
+   * one that answers none of the probes is declared failed and its cell repaired.
    */
   #checkRoutingTable(now: number, silentMs: number): void {
     const peers = this.#peers
