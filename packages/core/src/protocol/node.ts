@@ -2173,7 +2173,10 @@ export class PastryNode implements ProtocolNode {
       left: !failed,
     })
     if (s >= 0) this.#setSuspected(s, false)
-    if (failed && (inLeafSet || inRt)) this.#failures = this.#decayedFailures(now) + 1
+    if (failed && (inLeafSet || inRt)) {
+      this.#failures = this.#decayedFailures(now) + 1
+      this.#failuresAt = now
+    }
     if (failed) this.#emit({ type: 'nodeFailed', node: n })
     if (inLeafSet) {
       this.#leafSetChanged(now, before)
