@@ -2173,10 +2173,7 @@ export class PastryNode implements ProtocolNode {
       left: !failed,
     })
     if (s >= 0) this.#setSuspected(s, false)
-    if (failed && (inLeafSet || inRt)) {
-      this.#failures = this.#decayedFailures(now) + 1
-      this.#failuresAt = now
-    }
+    if (failed && (inLeafSet || inRt)) this.#failures = this.#decayedFailures(now) + 1
     if (failed) this.#emit({ type: 'nodeFailed', node: n })
     if (inLeafSet) {
       this.#leafSetChanged(now, before)
@@ -2354,11 +2351,12 @@ export class PastryNode implements ProtocolNode {
     this.#deadlines.push(now + trt * (0.5 + this.#rng.float()), 'maintenance', 0)
   }
 
-  /** `#failures` decayed to `now`. */
+  /** `#failures` decayed to `now`, which becomes `#failuresAt`. */
   #decayedFailures(now: number): number {
-    if (this.#failures === 0) return 0
-    const f = this.#failures * Math.exp((this.#failuresAt - now) / this.config.routingTableMaintenanceMs)
+    const since = this.#failuresAt
     this.#failuresAt = now
+    if (this.#failures === 0) return 0
+    const f = this.#failures * Math.exp((since - now) / this.config.routingTableMaintenanceMs)
     this.#failures = f < 0.01 ? 0 : f
     return this.#failures
   }
