@@ -524,6 +524,40 @@ test(named('join: the joiner finds a nearby node and joins through it, tables st
   assertPerfect(d, lookups, 'after a join through a searched-for seed')
 })
 
+test(named('join: the joiner announces itself only to its leaf set, as built from the root’s'), () => {
+  // The root's answer carries its leaf set and its rows. The leaf set is taken first, so that the
+  // row entries and the nodes measured by the search are weighed against it: taken while the leaf
+  // set was still empty, they would enter it for a moment, and each would be announced to (and,
+  // for the rows, probed as a leaf candidate) before the root's members pushed it out.
+  for (const label of ['a', 'b', 'c', 'd']) {
+    const n = 61
+    const j = n - 1
+    const { pos, latency } = lineLatency(`join/announce-${label}`, n)
+    const d = new Driver({ seed: seedOf(`join/announce-${label}`), n, latency })
+    d.ring(n - 1)
+    d.runFor(5 * FAST.leafSetHeartbeatMs!)
+    const farthest = d
+      .active()
+      .sort((a, b) => Math.abs(pos[a]! - pos[j]!) - Math.abs(pos[b]! - pos[j]!))
+      .at(-1)!
+    const announcedTo = new Set<number>()
+    let leafProbes = 0
+    d.watch((s) => {
+      if (s.from !== j || d.node(j).state !== 'joining') return
+      if (s.message.type === 'announce') announcedTo.add(s.to)
+      if (s.message.type === 'probe' && s.message.leafSet !== undefined) leafProbes++
+    })
+    d.join(j, [farthest])
+    d.runUntilQuiet()
+    assert.is(d.node(j).state, 'active')
+    const want = d.expectedLeafSet(j)
+    const members = new Set([...want.cw, ...want.ccw])
+    const strays = [...announcedTo].filter((i) => !members.has(i))
+    assert.equal(strays, [], `seed ${label}: announces to nodes outside the joiner's leaf set`)
+    assert.is(leafProbes, 0, `seed ${label}: leaf-candidate probes while joining`)
+  }
+})
+
 test(
   named("join: a new node's greetings carry the RTTs it measured, and their receivers use them at once"),
   () => {

@@ -1089,12 +1089,16 @@ export class PastryNode implements ProtocolNode {
 
   #onJoinReply(now: number, message: MessageOf<'joinReply'>): void {
     if (this.#state !== 'joining') return
+    // The leaf set first, from the root's: what follows is weighed against it. Taken while it was
+    // empty or half-built, row entries and the search's nodes would enter it for a moment, and be
+    // probed or announced to before nearer members pushed them out. Announces go out once it is
+    // built (below), to its members alone.
+    this.#insertLeaf(now, message.from)
+    for (const n of message.leafSet) this.#insertLeaf(now, n)
     this.#joinReplied = true
     this.#offerSeekMeasurements()
     for (const row of message.rows) for (const n of row.entries) this.#consider(now, n)
     this.#consider(now, message.from)
-    this.#insertLeaf(now, message.from)
-    for (const n of message.leafSet) this.#insertLeaf(now, n)
     for (const n of this.#leafMembers()) this.#announceTo(now, n)
     this.#deadlines.push(now + this.#announceWaitMs(), 'announce', this.#joinAttempt)
     this.#maybeActivate(now)
