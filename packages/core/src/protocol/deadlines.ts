@@ -6,9 +6,10 @@
  * by configuration, so it is bounded too.
  *
  * Layout: one Float64Array of four doubles per entry (time, insertion order, kind code, key), so
- * that pushing allocates nothing once the array has grown to the high-water mark, and so that
- * reading the earliest entry touches one array and one cache line (the driver asks after every
- * input, and in a simulation of 10^5 nodes each node's heap is cold). A burst of probes can push
+ * that pushing allocates nothing once the array has grown to the high-water mark. The earliest
+ * entry is also copied into three fields of the heap object, so that reading it touches that object
+ * alone, not the typed array and its backing store (the driver asks after every input, and in a
+ * simulation of 10^5 nodes each node's heap is cold). A burst of probes can push
  * hundreds of deadlines, while a settled node keeps two; once the heap has shrunk to an eighth of
  * its storage, the array is copied to twice its present size so that the burst's room is given
  * back.
@@ -56,6 +57,11 @@ export class DeadlineHeap {
   #counter = 0
   #topKind: DeadlineKind = 'tick'
   #topKey = 0
+  // The earliest entry's time, kind code and key, copied out of the array: the driver asks for
+  // them after every input, and this object is one cache line where the array is two more.
+  #headAt = 0
+  #headCode = 0
+  #headKey = 0
 
   get size(): number {
     return this.#size
@@ -85,29 +91,34 @@ export class DeadlineHeap {
     h[o + 1] = seq
     h[o + 2] = code
     h[o + 3] = key
+    if (i === 0) {
+      this.#headAt = at
+      this.#headCode = code
+      this.#headKey = key
+    }
   }
 
   /** The time of the earliest deadline, or undefined when there is none. */
   peekAt(): number | undefined {
-    return this.#size === 0 ? undefined : this.#h[0]
+    return this.#size === 0 ? undefined : this.#headAt
   }
 
   /** The kind of the earliest deadline; only when `size` > 0. */
   peekKind(): DeadlineKind {
-    return DEADLINE_KINDS[this.#h[2]!]!
+    return DEADLINE_KINDS[this.#headCode]!
   }
 
   /** The key of the earliest deadline; only when `size` > 0. */
   peekKey(): number {
-    return this.#h[3]!
+    return this.#headKey
   }
 
   /** Removes the earliest deadline into `topKind` and `topKey`. False (and no change) when empty. */
   pop(): boolean {
     if (this.#size === 0) return false
     const h = this.#h
-    this.#topKind = DEADLINE_KINDS[h[2]!]!
-    this.#topKey = h[3]!
+    this.#topKind = DEADLINE_KINDS[this.#headCode]!
+    this.#topKey = this.#headKey
     const n = --this.#size
     if (n > 0) {
       // Sift the last entry down from the root, with a hole.
@@ -142,6 +153,9 @@ export class DeadlineHeap {
       h[o + 1] = seq
       h[o + 2] = code
       h[o + 3] = key
+      this.#headAt = h[0]!
+      this.#headCode = h[2]!
+      this.#headKey = h[3]!
     }
     if (h.length > TRIM_ABOVE * W && n * W * 8 <= h.length) this.#resize(Math.max(INITIAL_ENTRIES, n * 2) * W)
     return true

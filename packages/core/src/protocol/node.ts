@@ -230,11 +230,15 @@ export class PastryNode implements ProtocolNode {
   readonly neighbourhood: NeighbourhoodSet<NodeHandle>
 
   #state: NodeState = 'idle'
+  /** The last word of this node's id: most ids differ from it there, so `#isSelf` rarely reads `id`. */
+  #selfW3 = 0
   #lastNow = Number.NEGATIVE_INFINITY
   readonly #rng: Rng
   // The output queues: filled at [head, tail), drained by the poll methods. Their arrays keep their
   // room between inputs (most inputs emit something, and a new array per input is garbage), unless
   // a burst made them large.
+  /** The next message out when the queue below is empty (see `#transmit`). */
+  #firstTransmit: Transmit | undefined = undefined
   readonly #transmits: (Transmit | undefined)[] = []
   #transmitHead = 0
   #transmitTail = 0
@@ -373,6 +377,7 @@ export class PastryNode implements ProtocolNode {
     this.config = resolveConfig(options.config)
     if (utf8Length(options.address) > 262) throw new InvalidIdError('an address is at most 262 UTF-8 bytes')
     this.id = options.id
+    this.#selfW3 = options.id.w3
     this.address = options.address
     this.handle = Object.freeze({ id: options.id, address: options.address })
     this.#rng = options.rng
@@ -432,26 +437,35 @@ export class PastryNode implements ProtocolNode {
   // Outputs
 
   pollTransmit(): Transmit | undefined {
-    const q = this.#transmits
+    const first = this.#firstTransmit
+    if (first !== undefined) {
+      this.#firstTransmit = undefined
+      return first
+    }
     if (this.#transmitHead === this.#transmitTail) {
+      // The array itself is left untouched unless this round filled it past the bound (it is cold
+      // in a large simulation, and this runs after every input).
+      if (this.#transmitTail > MAX_KEPT_QUEUE) this.#transmits.length = 0
       this.#transmitHead = 0
       this.#transmitTail = 0
-      if (q.length > MAX_KEPT_QUEUE) q.length = 0
       return undefined
     }
+    const q = this.#transmits
     const t = q[this.#transmitHead]
     q[this.#transmitHead++] = undefined
     return t
   }
 
   pollEvent(): NodeEvent | undefined {
-    const q = this.#events
     if (this.#eventHead === this.#eventTail) {
+      // The array itself is left untouched unless this round filled it past the bound (it is cold
+      // in a large simulation, and this runs after every input).
+      if (this.#eventTail > MAX_KEPT_QUEUE) this.#events.length = 0
       this.#eventHead = 0
       this.#eventTail = 0
-      if (q.length > MAX_KEPT_QUEUE) q.length = 0
       return undefined
     }
+    const q = this.#events
     const e = q[this.#eventHead]
     q[this.#eventHead++] = undefined
     return e
@@ -568,6 +582,7 @@ export class PastryNode implements ProtocolNode {
     for (const h of this.#held) this.#fail(h.routed, 'closed')
     this.#pending.clear()
     this.#held.length = 0
+    this.#firstTransmit = undefined
     this.#transmits.length = 0
     this.#transmitHead = 0
     this.#transmitTail = 0
@@ -587,7 +602,7 @@ export class PastryNode implements ProtocolNode {
 
   #dispatch(now: number, message: Message): void {
     const from = message.from
-    if (from.id.equals(this.id)) {
+    if (this.#isSelf(from.id)) {
       if (from.address !== this.address)
         this.#error('ID_CONFLICT', `a peer at ${from.address} claims this node's id`)
       return
@@ -958,7 +973,7 @@ export class PastryNode implements ProtocolNode {
     this.#seekWaiting = 'probes'
     this.#seekPending = 0
     for (const n of handles) {
-      if (n.id.equals(this.id) || this.#seekSeen.size >= MAX_SEEK_MEASURED) continue
+      if (this.#isSelf(n.id) || this.#seekSeen.size >= MAX_SEEK_MEASURED) continue
       const hex = n.id.toHex()
       if (this.#seekSeen.has(hex)) continue
       this.#seekSeen.set(hex, { node: n, step: this.#seekStep, rtt: Number.NaN })
@@ -1458,12 +1473,12 @@ export class PastryNode implements ProtocolNode {
       }
     }
     // An active node in a deep cell known whole belongs in its list (it joined the cell since).
-    if (learn && this.#cellMembers.size > 0 && this.#state === 'active') {
+    // (The row is checked first: most senders sit in shallow rows, and the map is then not read.)
+    if (learn && this.#state === 'active') {
       const at = this.routingTable.cellIndexOf(from.id)
-      if (at >= 0) {
+      if (at >= 0 && at >> this.config.b >= this.#firstDeepRow()) {
         const list = this.#cellMembers.get(at)
-        if (list != null && at >> this.config.b >= this.#firstDeepRow() && !this.#listed(list, from))
-          this.#noteCellMember(now, from, at)
+        if (list != null && !this.#listed(list, from)) this.#noteCellMember(now, from, at)
       }
     }
     // Learn from traffic: an active node heard from for the first time, or back from the dead, or
@@ -1498,15 +1513,30 @@ export class PastryNode implements ProtocolNode {
     const peers = this.#peers
     const pinned = this.leafSet.size + this.routingTable.size + this.neighbourhood.size
     if (peers.size > pinned + 2 * SPARE_PEER_RECORDS) {
-      const spare: number[] = []
-      for (let s = 0; s < peers.highWater; s++) {
-        if (!peers.inUse(s) || peers.get(s, PROBE_NONCE) >= 0) continue
-        if ((peers.flags(s) & (SUSPECTED | IN_TABLES)) === 0) spare.push(s)
+      // The spare records, and their creation orders (distinct numbers) sorted apart: the oldest
+      // `excess` of them go, those made no later than the excess-th oldest.
+      const high = peers.highWater
+      if (PRUNE_SLOTS.length < high) {
+        PRUNE_SLOTS = new Int32Array(high * 2)
+        PRUNE_CREATED = new Float64Array(high * 2)
       }
-      spare.sort((a, b) => peers.get(a, CREATED) - peers.get(b, CREATED))
-      for (const s of spare) {
-        if (peers.size <= pinned + SPARE_PEER_RECORDS) break
-        peers.remove(s)
+      const slots = PRUNE_SLOTS
+      const created = PRUNE_CREATED
+      let count = 0
+      for (let s = 0; s < high; s++) {
+        if (!peers.inUse(s) || peers.get(s, PROBE_NONCE) >= 0) continue
+        if ((peers.flags(s) & (SUSPECTED | IN_TABLES)) === 0) {
+          slots[count] = s
+          created[count++] = peers.get(s, CREATED)
+        }
+      }
+      const excess = Math.min(count, peers.size - pinned - SPARE_PEER_RECORDS)
+      if (excess > 0) {
+        const last = created.subarray(0, count).sort()[excess - 1]!
+        for (let i = 0; i < count; i++) {
+          const s = slots[i]!
+          if (peers.get(s, CREATED) <= last) peers.remove(s)
+        }
       }
     }
     // A join pins many records for a while (probes in flight); give the room back after.
@@ -1714,7 +1744,7 @@ export class PastryNode implements ProtocolNode {
       }
       runNodes[k] = m
       runOffsets[k] = offset
-      runCells[k] = m.id.equals(this.id) ? -1 : rt.cellIndexOf(m.id)
+      runCells[k] = this.#isSelf(m.id) ? -1 : rt.cellIndexOf(m.id)
     }
     const cap = this.config.deepCellMembers
     let askedWhole = false
@@ -1788,7 +1818,7 @@ export class PastryNode implements ProtocolNode {
 
   /** Inserts a node into the leaf set, emitting `update` events for members that came and went. */
   #insertLeaf(now: number, n: NodeHandle): void {
-    if (n.id.equals(this.id) || (this.#failed.size > 0 && this.#failed.has(n.id.toHex()))) return
+    if (this.#isSelf(n.id) || (this.#failed.size > 0 && this.#failed.has(n.id.toHex()))) return
     if (!this.leafSet.wouldAccept(n.id)) return
     const before = this.#leafMembers()
     // The record first, so that its flags tell the leaf set as it was.
@@ -1833,7 +1863,7 @@ export class PastryNode implements ProtocolNode {
    * it is already known.
    */
   #consider(now: number, n: NodeHandle): void {
-    if (n.id.equals(this.id)) return
+    if (this.#isSelf(n.id)) return
     if (this.#failed.size > 0 && this.#failed.has(n.id.toHex())) return
     // Until the root's answer, a joiner's leaf set is empty and would take anyone: the rows that
     // path nodes send are for its routing table, and the root's answer brings the leaf set.
@@ -1912,12 +1942,17 @@ export class PastryNode implements ProtocolNode {
     }
   }
 
+  /** True for this node's own id. */
+  #isSelf(id: Id): boolean {
+    return id.w3 === this.#selfW3 && id.equals(this.id)
+  }
+
   /** Merges a leaf set received from a peer. */
   #mergeLeafSet(now: number, handles: readonly NodeHandle[]): void {
     const failed = this.#failed.size > 0
     for (let i = 0; i < handles.length; i++) {
       const n = handles[i]!
-      if (n.id.equals(this.id) || (failed && this.#failed.has(n.id.toHex()))) continue
+      if (this.#isSelf(n.id) || (failed && this.#failed.has(n.id.toHex()))) continue
       if (this.leafSet.wouldAccept(n.id)) this.#offer(now, n, true)
     }
   }
@@ -2107,7 +2142,7 @@ export class PastryNode implements ProtocolNode {
   /** Another node asks this one to probe `target` for it (`indirectProbe`). */
   #onIndirectProbe(now: number, from: NodeHandle, nonce: number, target: NodeHandle): void {
     if (this.#state !== 'active') return
-    if (target.id.equals(this.id)) {
+    if (this.#isSelf(target.id)) {
       this.#transmit(now, from.address, from, {
         type: 'indirectProbeReply',
         from: this.handle,
@@ -2408,7 +2443,11 @@ export class PastryNode implements ProtocolNode {
   // Output helpers
 
   #transmit(now: number, address: string, to: NodeHandle | undefined, message: Message): void {
-    this.#transmits[this.#transmitTail++] = { to: address, message }
+    // The first message of an input waits in a field, and only later ones in the queue: most
+    // inputs send one or two, and the queue's array is cold in a large simulation.
+    if (this.#firstTransmit === undefined && this.#transmitHead === this.#transmitTail)
+      this.#firstTransmit = { to: address, message }
+    else this.#transmits[this.#transmitTail++] = { to: address, message }
     this.#counts[typeCode(message.type)]!++
     if (to !== undefined) {
       const s = this.#slot(to)
@@ -2477,6 +2516,10 @@ function sortClockwise(origin: Id, handles: readonly NodeHandle[]): number {
 
 /** Output queues longer than this are given back once drained, rather than kept for reuse. */
 const MAX_KEPT_QUEUE = 64
+
+/** `#prunePeers`'s scratch: spare slots, and their creation orders (sorted in place). */
+let PRUNE_SLOTS = new Int32Array(256)
+let PRUNE_CREATED = new Float64Array(256)
 
 /** True when `handles` holds `h` itself or another handle with its id. */
 function containsHandle(handles: readonly NodeHandle[], h: NodeHandle): boolean {

@@ -74,6 +74,8 @@ export class LeafSet<N extends HasId> implements LeafSetView<N> {
    * [0, 4 × half), counter-clockwise ones (self − member) at [4 × half, 8 × half).
    */
   readonly #dist: Int32Array
+  /** The number of distinct members, or -1 until counted again after a change. */
+  #size = 0
 
   /** Makes an empty leaf set for `self` with L = `size` (default 16). */
   constructor(self: Id, size: number = DEFAULT_LEAF_SET_SIZE) {
@@ -111,8 +113,13 @@ export class LeafSet<N extends HasId> implements LeafSetView<N> {
 
   /** The number of distinct members. */
   get size(): number {
-    let n = this.#cw.length
-    for (const m of this.#ccw) if (!this.#has(CW, m.id)) n++
+    // Counted once per change of membership: counting reads every counter-clockwise member's id.
+    let n = this.#size
+    if (n < 0) {
+      n = this.#cw.length
+      for (const m of this.#ccw) if (!this.#has(CW, m.id)) n++
+      this.#size = n
+    }
     return n
   }
 
@@ -276,6 +283,7 @@ export class LeafSet<N extends HasId> implements LeafSetView<N> {
     if (i >= this.half) return false
     half.splice(i, 0, node)
     if (half.length > this.half) half.pop()
+    this.#size = -1
     // Shift the distances after i one place on (the last falls off a full half), then write Q at i.
     const d = this.#dist
     const base = side === CW ? 0 : this.half * 4
@@ -290,6 +298,7 @@ export class LeafSet<N extends HasId> implements LeafSetView<N> {
     const i = this.#position(side)
     if (!found) return false
     half.splice(i, 1)
+    this.#size = -1
     const d = this.#dist
     const base = side === CW ? 0 : this.half * 4
     d.copyWithin(base + i * 4, base + (i + 1) * 4, base + (half.length + 1) * 4)
