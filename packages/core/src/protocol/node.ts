@@ -221,18 +221,18 @@ function countsByType(counts: Float64Array, from: number): Record<string, number
 
 /** One Pastry node as a sans-IO state machine. See the module comment and `types.ts`. */
 export class PastryNode implements ProtocolNode {
-  readonly id: Id
-  readonly address: string
-  readonly handle: NodeHandle
-  readonly config: ProtocolConfig
-  readonly leafSet: LeafSet<NodeHandle>
-  readonly routingTable: RoutingTable<NodeHandle>
-  readonly neighbourhood: NeighbourhoodSet<NodeHandle>
-
+  // The fields that most inputs read come first, so that they share the object's first cache lines
+  // (a simulation of 10^5 nodes finds each node's object cold on every input).
   #state: NodeState = 'idle'
   /** The last word of this node's id: most ids differ from it there, so `#isSelf` rarely reads `id`. */
   #selfW3 = 0
   #lastNow = Number.NEGATIVE_INFINITY
+  // Counters, for observers.
+  /**
+   * Messages sent (at the type code) and received (at MESSAGE_TYPE_SLOTS + the code), in one array: a
+   * record keyed by type name would take a shape per node.
+   */
+  readonly #counts = new Float64Array(2 * MESSAGE_TYPE_SLOTS)
   readonly #rng: Rng
   // The output queues: filled at [head, tail), drained by the poll methods. Their arrays keep their
   // room between inputs (most inputs emit something, and a new array per input is garbage), unless
@@ -259,6 +259,27 @@ export class PastryNode implements ProtocolNode {
   #newPeersSincePrune = 0
   /** Set once enough records were made since the last pruning; pruning runs between inputs. */
   #pruneDue = false
+  #leafSetVersion = 0
+  /** The leaf set's members as one array, shared by messages until the leaf set changes. */
+  #leafCache: readonly NodeHandle[] | undefined = undefined
+  /** The first deep row, as of leaf-set version {@link #deepRowVersion}. */
+  #deepRow = Number.POSITIVE_INFINITY
+  #deepRowVersion = -1
+  /**
+   * The members of deep routing-table cells (see `deepCellMembers`), by cell index: each list is a
+   * whole cell, as one leaf set showed it with nodes beyond the cell on both sides, of at most
+   * `deepCellMembers` nodes. Null marks a cell asked about that is not so small, or not seen
+   * whole. Nodes that join later are added; failed ones are taken out.
+   */
+  readonly #cellMembers = new Map<number, NodeHandle[] | null>()
+  readonly id: Id
+  readonly address: string
+  readonly handle: NodeHandle
+  readonly config: ProtocolConfig
+  readonly leafSet: LeafSet<NodeHandle>
+  readonly routingTable: RoutingTable<NodeHandle>
+  readonly neighbourhood: NeighbourhoodSet<NodeHandle>
+
   readonly #failed: BoundedMap<
     string,
     {
@@ -290,7 +311,6 @@ export class PastryNode implements ProtocolNode {
   readonly #held: Held[] = []
   readonly #delivered: BoundedMap<number, true>
   readonly #apps = new Map<string, ApplicationHooks>()
-  #leafSetVersion = 0
   /** When the watched members next get the whole leaf set, changed or not (anti-entropy). */
   #nextLeafSetRefresh = 0
   /** Failures of table members seen lately: a count decaying by e every Trt, as of `#failuresAt`. */
@@ -298,24 +318,12 @@ export class PastryNode implements ProtocolNode {
   #failuresAt = 0
   /** When silent routing-table entries are next checked between maintenance rounds. */
   #nextCheck = 0
-  /** The leaf set's members as one array, shared by messages until the leaf set changes. */
-  #leafCache: readonly NodeHandle[] | undefined = undefined
   /** The tables as `nextHop` reads them. */
   readonly #routeTables: RouteTables<NodeHandle>
-  /**
-   * The members of deep routing-table cells (see `deepCellMembers`), by cell index: each list is a
-   * whole cell, as one leaf set showed it with nodes beyond the cell on both sides, of at most
-   * `deepCellMembers` nodes. Null marks a cell asked about that is not so small, or not seen
-   * whole. Nodes that join later are added; failed ones are taken out.
-   */
-  readonly #cellMembers = new Map<number, NodeHandle[] | null>()
   /** The members of each deep row's cells in one array, made on demand; dropped on a change. */
   readonly #rowMemberCache: (readonly NodeHandle[] | undefined)[] = []
   /** Entries asked for their leaf sets to learn their cells' members: id hex → cell index. */
   #cellAsks: BoundedMap<string, number> | undefined = undefined
-  /** The first deep row, as of leaf-set version {@link #deepRowVersion}. */
-  #deepRow = Number.POSITIVE_INFINITY
-  #deepRowVersion = -1
   /** The first deep row when {@link #seedDeepCells} last ran. */
   #deepRowSeeded = Number.NaN
   /**
@@ -365,12 +373,6 @@ export class PastryNode implements ProtocolNode {
   readonly #seekSeen = new Map<string, { readonly node: NodeHandle; readonly step: number; rtt: number }>()
   /** Where the first JOIN goes: the nearest node found, when the search found one. */
   #seed: string | undefined = undefined
-  // Counters, for observers.
-  /**
-   * Messages sent (at the type code) and received (at MESSAGE_TYPE_SLOTS + the code), in one array: a
-   * record keyed by type name would take a shape per node.
-   */
-  readonly #counts = new Float64Array(2 * MESSAGE_TYPE_SLOTS)
 
   /** Makes an idle node. Call `start` (first node) or `join` next. */
   constructor(options: PastryNodeOptions) {
