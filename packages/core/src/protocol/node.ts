@@ -1047,13 +1047,20 @@ export class PastryNode implements ProtocolNode {
     return Math.log(count / span) / Math.log(2 ** this.config.b)
   }
 
-  /** Offers every node the search measured to the routing table and neighbourhood set. */
+  /**
+   * Offers every node the search measured to the routing table and neighbourhood set. A measured
+   * node's record may have been pruned since its probe came back (it was in no table then): the
+   * record made again gets the measured RTT, so that the greeting and the ack timeouts use it.
+   */
   #offerSeekMeasurements(): void {
     if (this.#seekSeen.size === 0) return
+    const peers = this.#peers
     for (const { node, rtt } of this.#seekSeen.values()) {
       if (!Number.isFinite(rtt) || (this.#failed.size > 0 && this.#failed.has(node.id.toHex()))) continue
       this.#rtInsert(node, rtt)
       this.#nbInsert(node, rtt)
+      const s = peers.find(node.id)
+      if (s >= 0 && !Number.isFinite(peers.get(s, SRTT))) this.#rttSample(s, rtt)
     }
     this.#seekSeen.clear()
   }
