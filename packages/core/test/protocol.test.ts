@@ -1039,6 +1039,125 @@ test(
   },
 )
 
+test(named('routing: a hop to a crashed deep-cell member that times out renews the whole cell list'), () => {
+  // 600 nodes: row 1 is deep (cells of about 2.3 nodes), and each node keeps the members of its
+  // row-1 cells. Two members of one of node x's row-1 cells crash, away from x's leaf set, and
+  // their neighbours declare them failed; x hears of neither. A lookup for the first one's id
+  // goes from x to it (the closest member) and times out. x then asks the cell again, so a lookup
+  // for the second one's id no longer goes to it.
+  // Maintenance rounds, which ask one deep cell each, are kept out of the test's few minutes.
+  const d = overlay('route/deep-refresh', 600, { routingTableMaintenanceMs: 3_600_000 })
+  const b = DEFAULT_PROTOCOL_CONFIG.b
+  let found: { x: number; a: number; c: number } | undefined
+  for (let x = 0; x < 600 && found === undefined; x++) {
+    const xid = d.node(x).id
+    const byCell = new Map<number, number[]>()
+    for (let i = 0; i < 600; i++) {
+      const id = d.node(i).id
+      if (i === x || id.digit(0, b) !== xid.digit(0, b) || id.digit(1, b) === xid.digit(1, b)) continue
+      if (d.node(x).leafSet.contains(id)) continue
+      const cell = id.digit(1, b)
+      byCell.set(cell, [...(byCell.get(cell) ?? []), i])
+    }
+    // The crashed members are neither x's routing-table entry for the cell nor in its
+    // neighbourhood set: this test is about the member list.
+    const { routingTable: rt, neighbourhood: nb } = d.node(x)
+    const only = (i: number) => !rt.contains(d.node(i).id) && !nb.contains(d.node(i).id)
+    // A live member between them, nearer the first than the second is, takes the first lookup
+    // when the hop to the first times out, so that x does not meet the second on the way.
+    for (const members of byCell.values()) {
+      const sorted = [...members].sort((p, q) => d.node(p).id.compare(d.node(q).id))
+      const a = sorted.findIndex(only)
+      let c = sorted.length - 1
+      while (c >= 0 && !only(sorted[c]!)) c--
+      if (a >= 0 && c >= a + 2) {
+        found = { x, a: sorted[a]!, c: sorted[c]! }
+        break
+      }
+    }
+  }
+  assert.ok(found !== undefined, 'a node with a row-1 cell of three members or more')
+  const { x, a, c } = found!
+  const hopsFromX = (to: number) => {
+    let n = 0
+    const stop = d.watch((s) => {
+      if (s.message.type === 'route' && s.from === x && s.to === to) n++
+    })
+    return () => {
+      stop()
+      return n
+    }
+  }
+  // Both are on x's list: x's lookups for their ids go straight to them.
+  for (const m of [a, c]) {
+    const direct = hopsFromX(m)
+    d.route(x, d.node(m).id)
+    d.runUntilQuiet()
+    assert.is(direct(), 1, `n${x} sends a lookup for n${m}'s id straight to n${m}`)
+  }
+  d.crash(a)
+  d.crash(c)
+  d.runFor(3 * DEFAULT_PROTOCOL_CONFIG.leafSetTimeoutMs)
+  const first = hopsFromX(a)
+  const la = d.route(x, d.node(a).id)
+  d.runUntilQuiet()
+  assert.is(first(), 1, `n${x} sent the lookup for n${a}'s id to n${a}, which timed out`)
+  // The cell's answer is not a routed message, which is all that quiet waits for.
+  d.runFor(DEFAULT_PROTOCOL_CONFIG.probeTimeoutMs)
+  const second = hopsFromX(c)
+  const lc = d.route(x, d.node(c).id)
+  d.runUntilQuiet()
+  assert.is(second(), 0, `n${x} sent the lookup for n${c}'s id to n${c}, crashed and no longer listed`)
+  const r = d.report([la, lc])
+  assert.equal([r.lost, r.wrong, r.duplicated], [0, 0, 0], r.details.join('\n'))
+})
+
+test(named('routing: failures seen by a node bring on fresh lists of its deep cells'), () => {
+  // Node x declares its two nearest leaf-set members failed, which makes it check its tables more
+  // often; with those checks it asks each of its deep cells for its members again. A member of one
+  // of them crashed at the same time, away from x, and x never sent it anything: it is off the list
+  // all the same, and a lookup for its id does not go to it. (A tiny dead-entry target brings the
+  // checks on within a minute; maintenance rounds, which ask one deep cell each, are kept out.)
+  const d = overlay('route/deep-renew', 600, { routingTableMaintenanceMs: 3_600_000, deadEntryTarget: 0.001 })
+  const b = DEFAULT_PROTOCOL_CONFIG.b
+  const x = 0
+  const node = d.node(x)
+  const { routingTable: rt, neighbourhood: nb, leafSet: ls } = node
+  const near = new Set<number>()
+  near.add(d.indexOf(ls.cw(0).id))
+  near.add(d.indexOf(ls.ccw(0).id))
+  // A row-1 member that x routes to straight, and knows of only from the cell's list.
+  let c = -1
+  for (let i = 0; i < 600 && c < 0; i++) {
+    const id = d.node(i).id
+    if (i === x || id.sharedPrefixLength(node.id, b) !== 1 || near.has(i)) continue
+    if (ls.contains(id) || rt.contains(id) || nb.contains(id)) continue
+    let direct = 0
+    const stop = d.watch((s) => {
+      if (s.message.type === 'route' && s.from === x && s.to === i) direct++
+    })
+    d.route(x, id)
+    d.runUntilQuiet()
+    stop()
+    // Hearing from it may have made it x's entry for the cell (after a probe): then it is not one.
+    d.runFor(DEFAULT_PROTOCOL_CONFIG.probeTimeoutMs)
+    if (direct === 1 && !rt.contains(id) && !nb.contains(id)) c = i
+  }
+  assert.ok(c >= 0, `n${x} routes straight to some member of one of its row-1 cells`)
+  for (const i of [...near, c]) d.crash(i)
+  d.runFor(3 * DEFAULT_PROTOCOL_CONFIG.leafSetTimeoutMs + 60_000)
+  let toC = 0
+  const stop = d.watch((s) => {
+    if (s.message.type === 'route' && s.from === x && s.to === c) toC++
+  })
+  const l = d.route(x, d.node(c).id)
+  d.runUntilQuiet()
+  stop()
+  assert.is(toC, 0, `n${x} sent the lookup for n${c}'s id to n${c}, crashed and off the renewed list`)
+  const r = d.report([l])
+  assert.equal([r.lost, r.wrong, r.duplicated], [0, 0, 0], r.details.join('\n'))
+})
+
 test(named('routing: a forward hook can drop, at the origin or on the way'), () => {
   const d = overlay('route/drop', 40, { deepCellMembers: 0 })
   const { origin, key, path } = multiHopRoute(d, 2)

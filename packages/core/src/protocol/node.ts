@@ -324,6 +324,8 @@ export class PastryNode implements ProtocolNode {
   readonly #rowMemberCache: (readonly NodeHandle[] | undefined)[] = []
   /** Entries asked for their leaf sets to learn their cells' members: id hex → cell index. */
   #cellAsks: BoundedMap<string, number> | undefined = undefined
+  /** By deep cell: when it may be asked again after a hop to one of its members went unanswered. */
+  #cellRefreshAt: Map<number, number> | undefined = undefined
   /** The first deep row when {@link #seedDeepCells} last ran. */
   #deepRowSeeded = Number.NaN
   /**
@@ -1318,6 +1320,7 @@ export class PastryNode implements ProtocolNode {
     if (p === undefined || p.deadline > now) return
     this.#pending.delete(msgId)
     this.#suspect(now, p.to)
+    if (this.#cellMembers.size > 0) this.#refreshCellOf(now, p.to)
     if (p.attempts >= this.config.maxRouteAttempts) {
       this.#fail(p.routed, 'attempts-exhausted')
       return
@@ -1784,6 +1787,45 @@ export class PastryNode implements ProtocolNode {
     if (!askedWhole && at >> b >= deep) {
       this.#cellMembers.set(at, null)
       this.#uncacheRow(at >> b)
+    }
+  }
+
+  /**
+   * A hop to `n` went unacknowledged. When `n` is on a deep cell's member list, that list was
+   * learned a while ago and may hold other nodes that have left since: `n` leaves the list (an
+   * answer that lists it brings it back), and the cell is asked again, through its entry or another
+   * member, at most once per probe timeout. This costs a request and its answer, on failures only.
+   */
+  #refreshCellOf(now: number, n: NodeHandle): void {
+    const at = this.routingTable.cellIndexOf(n.id)
+    if (at < 0 || at >> this.config.b < this.#firstDeepRow()) return
+    const list = this.#cellMembers.get(at)
+    if (list == null || !this.#listed(list, n)) return
+    this.#dropCellMember(n)
+    this.#cellRefreshAt ??= new Map<number, number>()
+    const next = this.#cellRefreshAt.get(at)
+    if (next !== undefined && next > now) return
+    const entry = this.routingTable.atIndex(at)
+    const ask = entry !== undefined && !entry.id.equals(n.id) ? entry : list[0]
+    if (ask === undefined) return
+    this.#cellRefreshAt.set(at, now + this.config.probeTimeoutMs)
+    this.#askCell(now, ask, at)
+  }
+
+  /**
+   * Asks every deep cell with a member list again, through its entry (or a member). Called with the
+   * checks of silent entries that failures bring on (`#checkEvery`): under churn the members of a
+   * cell come and go, and a list learned once would keep crashed nodes until a hop to each timed
+   * out, and miss the nodes that joined since. One answer renews a whole list, so this costs a
+   * request and its answer per cell rather than a probe per member.
+   */
+  #refreshDeepCells(now: number): void {
+    const deep = this.#firstDeepRow()
+    const b = this.config.b
+    for (const [at, list] of this.#cellMembers) {
+      if (list === null || at >> b < deep) continue
+      const ask = this.routingTable.atIndex(at) ?? list[0]
+      if (ask !== undefined) this.#askCell(now, ask, at)
     }
   }
 
@@ -2313,6 +2355,7 @@ export class PastryNode implements ProtocolNode {
         const every = this.#checkEvery(now)
         if (every < this.config.routingTableMaintenanceMs) {
           this.#checkRoutingTable(now, every)
+          if (this.#cellMembers.size > 0) this.#refreshDeepCells(now)
           this.#nextCheck = now + every
         }
       }
