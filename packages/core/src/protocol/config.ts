@@ -70,7 +70,9 @@ export interface ProtocolConfig {
    * routes to whichever member is numerically closest to the key: often the key's root itself, so
    * the hop from the entry to the root, as long as a random one, is saved. A row counts as deep
    * when its cells should hold at most this many nodes, by the size of the overlay that the leaf
-   * set's span implies.
+   * set's span implies. Each Trt one deep cell is asked for its members again; a cell also is
+   * after a hop to one of its members goes unacknowledged, and every cell is with each check that
+   * failures bring on (see {@link deadEntryTarget}).
    */
   readonly deepCellMembers: number
   /** The shortest time to wait for a hop's ack (default 200). */
@@ -97,6 +99,7 @@ export interface ProtocolConfig {
    * at which it sees members of its tables fail, a node checks its silent entries as often as that
    * share needs, between every {@link routingTableCheckMinMs} and every Trt: a quiet overlay checks
    * every Trt, a churning one more often (default 0.1; 0 checks every Trt whatever the failures).
+   * Each check more often than Trt also asks every deep cell for its members again.
    */
   readonly deadEntryTarget: number
   /** The shortest period of those checks (default 30,000). */
