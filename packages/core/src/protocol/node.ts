@@ -1805,11 +1805,8 @@ export class PastryNode implements ProtocolNode {
     this.#cellRefreshAt ??= new Map<number, number>()
     const next = this.#cellRefreshAt.get(at)
     if (next !== undefined && next > now) return
-    const entry = this.routingTable.atIndex(at)
-    const ask = entry !== undefined && !entry.id.equals(n.id) ? entry : list[0]
-    if (ask === undefined) return
     this.#cellRefreshAt.set(at, now + this.config.probeTimeoutMs)
-    this.#askCell(now, ask, at)
+    this.#askCellAgain(now, at, n)
   }
 
   /**
@@ -1822,11 +1819,21 @@ export class PastryNode implements ProtocolNode {
   #refreshDeepCells(now: number): void {
     const deep = this.#firstDeepRow()
     const b = this.config.b
-    for (const [at, list] of this.#cellMembers) {
-      if (list === null || at >> b < deep) continue
-      const ask = this.routingTable.atIndex(at) ?? list[0]
-      if (ask !== undefined) this.#askCell(now, ask, at)
-    }
+    for (const [at, list] of this.#cellMembers)
+      if (list !== null && at >> b >= deep) this.#askCellAgain(now, at)
+  }
+
+  /**
+   * Asks deep cell `at` for its members again, through its routing-table entry, or a listed member
+   * when it has none or the entry is `avoid` (a node that did not answer).
+   */
+  #askCellAgain(now: number, at: number, avoid?: NodeHandle): void {
+    const entry = this.routingTable.atIndex(at)
+    const ask =
+      entry !== undefined && (avoid === undefined || !entry.id.equals(avoid.id))
+        ? entry
+        : this.#cellMembers.get(at)?.[0]
+    if (ask !== undefined) this.#askCell(now, ask, at)
   }
 
   /** Takes a node out of its deep cell's members. */
@@ -2424,11 +2431,7 @@ export class PastryNode implements ProtocolNode {
         this.#uncacheRow(at >> this.config.b)
       }
       const cells = [...this.#cellMembers.keys()]
-      if (cells.length > 0) {
-        const at = cells[this.#rng.int(cells.length)]!
-        const ask = this.routingTable.atIndex(at) ?? this.#cellMembers.get(at)?.[0]
-        if (ask !== undefined) this.#askCell(now, ask, at)
-      }
+      if (cells.length > 0) this.#askCellAgain(now, cells[this.#rng.int(cells.length)]!)
     }
     if (this.#state === 'active' && this.routingTable.rowCount > 0) {
       const row = this.#rng.int(this.routingTable.rowCount)
