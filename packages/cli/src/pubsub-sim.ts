@@ -261,6 +261,7 @@ export function runPubSubExperiment(options: PubSubExperimentOptions): PubSubExp
       const node = new PastryPubSubNode({
         id: ctx.id,
         address: ctx.address,
+        handle: ctx.handle,
         rng: ctx.rng,
         config: nodeConfig,
         ...(options.pubsub === undefined ? {} : { pubsub: options.pubsub }),
@@ -294,7 +295,7 @@ export function runPubSubExperiment(options: PubSubExperimentOptions): PubSubExp
   })
 
   // 1. Join and settle.
-  for (let i = 0; i < n; i++) sim.addNode()
+  sim.addNodes(n)
   sim.start(0)
   for (let i = 1; i < n; i++) {
     sim.at(i * 10, (s) => {

@@ -208,11 +208,22 @@ test(`insert/remove sequences match the bounded reference for L in {${LS.join(',
           assert.is(ls.remove(id(x)), ref.remove(x), `remove(${x.toString(16)}) return`)
         }
         checkState(ls, ref, tags, probeKeys(ref, keys))
+        checkRefusesHeld(ls)
       })
     }),
     PARAMS,
   )
 })
+
+/** `refusesHeld` never claims a refusal that `wouldAccept` does not make, for every member. */
+function checkRefusesHeld(ls: LeafSet<Node>): void {
+  const members: Node[] = []
+  for (let i = 0; i < ls.cwSize; i++) members.push(ls.cw(i))
+  for (let i = 0; i < ls.ccwSize; i++) members.push(ls.ccw(i))
+  for (const m of members) {
+    if (ls.refusesHeld(m)) assert.not.ok(ls.wouldAccept(m.id), `refusesHeld(${big(m.id).toString(16)})`)
+  }
+}
 
 test('inserting every node in any order gives the same halves as the L/2 nearest each way', () => {
   fc.assert(
@@ -271,6 +282,44 @@ test('an empty leaf set covers every key and knows nothing', () => {
   assert.not.ok(ls.insert({ id: id(42n), tag: 0 }), 'inserting self changes nothing')
   assert.ok(ls.isEmpty)
   assert.not.ok(ls.remove(id(7n)))
+})
+
+test('refusesHeld: true for member objects of both halves, or of a full leaf set whose halves do not overlap', () => {
+  const ls = new LeafSet<Node>(id(1000n), 4)
+  const a = { id: id(1010n), tag: 1 }
+  const b = { id: id(990n), tag: 2 }
+  assert.not.ok(ls.refusesHeld(a), 'not a member')
+  ls.insert(a)
+  ls.insert(b)
+  // Three nodes on the ring: each member is in both halves.
+  for (const m of [a, b]) {
+    assert.ok(ls.refusesHeld(m), `member ${big(m.id)} of both halves`)
+    assert.not.ok(ls.wouldAccept(m.id))
+  }
+  const c = { id: id(1020n), tag: 3 }
+  const d = { id: id(980n), tag: 4 }
+  ls.insert(c)
+  ls.insert(d)
+  assert.ok(ls.isFull)
+  for (const m of [a, b, c, d]) {
+    assert.ok(ls.refusesHeld(m), `member ${big(m.id)} of a full leaf set`)
+    assert.not.ok(ls.wouldAccept(m.id))
+  }
+  assert.not.ok(ls.refusesHeld({ id: id(1010n), tag: 1 }), 'an equal copy is not the object')
+  ls.remove(a.id)
+  assert.not.ok(ls.refusesHeld(a), 'removed')
+  // Halves that meet (four nodes on the ring, L = 4): a member of one half only is left to the id
+  // check, which refuses it here.
+  const meet = new LeafSet<Node>(id(1000n), 4)
+  const [p, q, r] = [
+    { id: id(1010n), tag: 5 },
+    { id: id(1020n), tag: 6 },
+    { id: id(990n), tag: 7 },
+  ]
+  for (const m of [p, q, r]) meet.insert(m)
+  assert.ok(meet.cwMembers().includes(p) && !meet.ccwMembers().includes(p))
+  assert.not.ok(meet.refusesHeld(p))
+  assert.not.ok(meet.wouldAccept(p.id))
 })
 
 test('nodes on both sides of 0: halves wrap around the ring', () => {

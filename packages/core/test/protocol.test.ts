@@ -287,6 +287,28 @@ test('config: resolveConfig rejects bad settings with ConfigError, naming the se
   }
 })
 
+test('handle option: a fitting frozen handle becomes the node’s own; any other is a ConfigError', () => {
+  const id = Id.parse('0123456789abcdef0123456789abcdef')
+  const given = Object.freeze({ id, address: 'n0' })
+  const node = new PastryNode({ id, address: 'n0', handle: given, rng: createRng(1) })
+  assert.ok(node.handle === given, 'the node hands out the given object')
+  const own = new PastryNode({ id, address: 'n0', rng: createRng(1) })
+  assert.ok(Object.isFrozen(own.handle) && own.handle.id === id && own.handle.address === 'n0')
+  const other = Id.parse('f123456789abcdef0123456789abcdef')
+  for (const [handle, why] of [
+    [Object.freeze({ id: other, address: 'n0' }), 'another id'],
+    [Object.freeze({ id, address: 'n1' }), 'another address'],
+    [{ id, address: 'n0' }, 'not frozen'],
+    [null, 'null'],
+  ] as const) {
+    assert.throws(
+      () => new PastryNode({ id, address: 'n0', handle: handle as never, rng: createRng(1) }),
+      (e: unknown) => e instanceof ConfigError && /handle/.test((e as Error).message),
+      why,
+    )
+  }
+})
+
 test('config: defaults, derived timeouts, and a frozen result', () => {
   assert.equal(resolveConfig(), DEFAULT_PROTOCOL_CONFIG)
   const c = resolveConfig({ leafSetHeartbeatMs: 1000 })

@@ -216,7 +216,13 @@ export function runProtocolExperiment(options: ProtocolExperimentOptions): Proto
     network: { loss },
     encode: options.encode ?? false,
     createNode: (ctx) =>
-      new PastryNode({ id: ctx.id, address: ctx.address, rng: ctx.rng, config: nodeConfig }),
+      new PastryNode({
+        id: ctx.id,
+        address: ctx.address,
+        handle: ctx.handle,
+        rng: ctx.rng,
+        config: nodeConfig,
+      }),
     tableStats: (node) => ({ leafSet: node.leafSet.size, routingTable: node.routingTable.size }),
     ...(retry !== undefined && {
       onEvent: (i: number, e: EventOf<PastryNode>, now: number) => {
@@ -243,7 +249,7 @@ export function runProtocolExperiment(options: ProtocolExperimentOptions): Proto
 
   // 1. Join.
   const spacing = options.joinSpacingMs ?? 10
-  for (let i = 0; i < n; i++) sim.addNode()
+  sim.addNodes(n)
   sim.start(0)
   // Each join schedules the next, so that the queue holds one pending join rather than all of them.
   const joinFrom = (i: number) => (s: Simulator<PastryNode>) => {

@@ -852,4 +852,41 @@ test('addNode: ids are unique, drawn from the seed, and positions are checked', 
   )
 })
 
+test('addNodes: the ids, positions and indices of as many addNode calls, and one handle per node', () => {
+  const contexts: NodeContext[] = []
+  const one = makeSim({}, { topology: { kind: 'plane', size: 8 } })
+  for (let i = 0; i < 5; i++) one.addNode()
+  const many = new Simulator<FakeNode>({
+    seed,
+    topology: { kind: 'plane', size: 8 },
+    createNode: (ctx) => {
+      contexts.push(ctx)
+      return new FakeNode(ctx, {})
+    },
+  })
+  assert.is(many.addNodes(0), 0)
+  assert.is(many.addNodes(5), 0)
+  assert.is(many.size, 5)
+  assert.is(contexts.length, 5)
+  for (let i = 0; i < 5; i++) {
+    assert.ok(many.idOf(i).equals(one.idOf(i)), `id of node ${i}`)
+    assert.is(many.positionOf(i), one.positionOf(i))
+    const { handle } = contexts[i]!
+    assert.is(contexts[i]!.index, i)
+    assert.ok(Object.isFrozen(handle))
+    assert.ok(handle.id === contexts[i]!.id)
+    assert.is(handle.address, `sim:${i}`)
+  }
+  assert.is(many.addNodes(2), 5)
+  assert.throws(() => many.addNodes(-1), /count/)
+  assert.throws(() => many.addNodes(1.5), /count/)
+  assert.throws(() => many.addNodes(2), /positions/) // 7 of 8 taken: none added
+  assert.is(many.size, 7)
+  // A restart keeps the id, the address and the very handle.
+  many.start(0)
+  many.crash(0)
+  many.restart(0)
+  assert.ok(contexts.at(-1)!.handle === contexts[0]!.handle)
+})
+
 test.run()

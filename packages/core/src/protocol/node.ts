@@ -59,7 +59,7 @@
  * Bounds. Every table, queue and memory has a maximum size from the configuration; see
  * `ProtocolConfig`.
  */
-import { InvalidIdError, PastryError } from '../errors.js'
+import { ConfigError, InvalidIdError, PastryError } from '../errors.js'
 import { clockwiseFraction, compareClockwise, compareDistance, type Id, onClockwiseArc } from '../id/id.js'
 import type { Rng } from '../id/rng.js'
 import { nextHop, type RouteDecision, type RouteTables } from '../route/next-hop.js'
@@ -127,6 +127,13 @@ export interface PastryNodeOptions {
   readonly rng: Rng
   /** Settings; see {@link ProtocolConfig} for every default. */
   readonly config?: Partial<ProtocolConfig>
+  /**
+   * This node's handle, when the caller has already made one: a frozen object with this very `id`
+   * and `address`, which the node then hands out in its messages instead of a handle of its own
+   * (a simulator that makes every node's handle in one pass, for instance). Anything else throws
+   * a `ConfigError`. Default: a new frozen handle.
+   */
+  readonly handle?: NodeHandle
 }
 
 /**
@@ -383,7 +390,7 @@ export class PastryNode implements ProtocolNode {
     this.id = options.id
     this.#selfW3 = options.id.w3
     this.address = options.address
-    this.handle = Object.freeze({ id: options.id, address: options.address })
+    this.handle = ownHandle(options)
     this.#rng = options.rng
     this.leafSet = new LeafSet(this.id, this.config.leafSetSize)
     this.routingTable = new RoutingTable(this.id, this.config.b)
@@ -2008,10 +2015,15 @@ export class PastryNode implements ProtocolNode {
   /** Merges a leaf set received from a peer. */
   #mergeLeafSet(now: number, handles: readonly NodeHandle[]): void {
     const failed = this.#failed.size > 0
+    const ls = this.leafSet
     for (let i = 0; i < handles.length; i++) {
       const n = handles[i]!
+      // Members received as the very objects this node holds, which the leaf set would not take
+      // again, are passed over without reading their ids (a large simulation keeps them out of
+      // the caches).
+      if (n === this.handle || ls.refusesHeld(n)) continue
       if (this.#isSelf(n.id) || (failed && this.#failed.has(n.id.toHex()))) continue
-      if (this.leafSet.wouldAccept(n.id)) this.#offer(now, n, true)
+      if (ls.wouldAccept(n.id)) this.#offer(now, n, true)
     }
   }
 
@@ -2584,6 +2596,21 @@ function containsHandle(handles: readonly NodeHandle[], h: NodeHandle): boolean 
 }
 
 /** The error for a `now` that is not a finite number or went backwards (built out of the hot path). */
+/** The node's handle: the one in the options when it fits them, else a new one. */
+function ownHandle(options: PastryNodeOptions): NodeHandle {
+  const given = options.handle
+  if (given === undefined) return Object.freeze({ id: options.id, address: options.address })
+  if (
+    given === null ||
+    typeof given !== 'object' ||
+    !Object.isFrozen(given) ||
+    !(given.id instanceof Object && typeof given.id.equals === 'function' && given.id.equals(options.id)) ||
+    given.address !== options.address
+  )
+    throw new ConfigError('handle must be a frozen { id, address } with the id and address of the options')
+  return given
+}
+
 function badTime(now: number, last: number): PastryError {
   if (!(typeof now === 'number' && Number.isFinite(now)))
     return new PastryError('BAD_TIME', `now must be a finite number, got ${now}`)

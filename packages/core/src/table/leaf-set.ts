@@ -149,6 +149,36 @@ export class LeafSet<N extends HasId> implements LeafSetView<N> {
     return this.#has(CW, id) || this.#has(CCW, id)
   }
 
+  /**
+   * True when `node`, this very object, is a member that {@link wouldAccept} would refuse; false
+   * when it is not a member or when that cannot be told without its id. A member of one half only
+   * could still enter the other one; this is ruled out when that half is full and the halves do
+   * not overlap. Reads no member's id (only the distance words), so it is a cheap first check for
+   * callers that pass the same objects around, as a simulation does.
+   */
+  refusesHeld(node: N): boolean {
+    const inCw = this.#cw.includes(node)
+    const inCcw = this.#ccw.includes(node)
+    if (inCw && inCcw) return true
+    if (!inCw && !inCcw) return false
+    const other = inCw ? this.#ccw : this.#cw
+    return other.length === this.half && this.#halvesApart()
+  }
+
+  /**
+   * True when the farthest distances of the two halves add up to less than the ring: no id lies
+   * in both halves' ranges, so a member of one half is farther from self the other way round than
+   * anything the other half holds. Both halves must be non-empty.
+   */
+  #halvesApart(): boolean {
+    const d = this.#dist
+    const a = (this.#cw.length - 1) * 4
+    const c = (this.half + this.#ccw.length - 1) * 4
+    let carry = 0
+    for (let k = 3; k >= 0; k--) carry = (d[a + k]! >>> 0) + (d[c + k]! >>> 0) + carry > 0xffffffff ? 1 : 0
+    return carry === 0
+  }
+
   /** The member with this id, if any. */
   get(id: Id): N | undefined {
     for (const m of this.#cw) if (m.id.equals(id)) return m
