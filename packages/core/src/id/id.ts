@@ -114,8 +114,10 @@ export class Id {
 
   /** 32 lowercase hexadecimal characters. Computed once per id and then cached. */
   toHex(): string {
+    // Joined rather than concatenated: `+` would keep a tree of seven string objects, which every
+    // use as a map key walks or flattens; `join` makes one flat string.
     if (this.#hex === undefined)
-      this.#hex = hexWord(this.w0) + hexWord(this.w1) + hexWord(this.w2) + hexWord(this.w3)
+      this.#hex = [hexWord(this.w0), hexWord(this.w1), hexWord(this.w2), hexWord(this.w3)].join('')
     return this.#hex
   }
 
