@@ -2595,7 +2595,6 @@ function containsHandle(handles: readonly NodeHandle[], h: NodeHandle): boolean 
   return false
 }
 
-/** The error for a `now` that is not a finite number or went backwards (built out of the hot path). */
 /** The node's handle: the one in the options when it fits them, else a new one. */
 function ownHandle(options: PastryNodeOptions): NodeHandle {
   const given = options.handle
@@ -2611,6 +2610,7 @@ function ownHandle(options: PastryNodeOptions): NodeHandle {
   return given
 }
 
+/** The error for a `now` that is not a finite number or went backwards (built out of the hot path). */
 function badTime(now: number, last: number): PastryError {
   if (!(typeof now === 'number' && Number.isFinite(now)))
     return new PastryError('BAD_TIME', `now must be a finite number, got ${now}`)
