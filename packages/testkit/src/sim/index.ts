@@ -60,6 +60,7 @@ export {
   type NetworkOptions,
   type NodeContext,
   type SessionDistribution,
+  type SimHandle,
   type SimProgress,
   type SimReport,
   SimulationError,

@@ -168,13 +168,13 @@ export interface SimulatorOptions<N extends SimNode> {
   readonly maxTrackedFlows?: number
 }
 
-/** Options for {@link Simulator.addNode}. */
 /** A node's handle as the simulator makes it: its id and address, frozen. */
 export interface SimHandle {
   readonly id: Id
   readonly address: string
 }
 
+/** Options for {@link Simulator.addNode}. */
 export interface AddNodeOptions {
   /** The node's id (default: drawn from the seed). Must not be another node's. */
   readonly id?: Id
