@@ -1008,3 +1008,52 @@ test(
 )
 
 test.run()
+
+test(named('leaf-set gaps: a full leaf set in send order, or shuffled, raises the same suspicion'), () => {
+  /** The nodes node 0 probes after node 1's leaf set arrives from its clockwise neighbour. */
+  const probed = (shuffle: boolean): { probes: number[]; missing: number } => {
+    const n = 40
+    const d = new Driver({ seed: seedOf('gaps/order'), n })
+    d.ring(n)
+    d.runFor(3 * FAST.leafSetHeartbeatMs!)
+    const x = 0
+    const y = d.indexOf(d.node(x).leafSet.cw(0).id)
+    const ly = d.node(y).leafSet
+    // Node y's leaf set as it would send it, but with its 4th clockwise member (one of x's own
+    // members, inside y's span) left out and the next node clockwise taken in at the end of that
+    // half: still full, still in order, and silent about that member.
+    const missing = d.indexOf(ly.cw(3).id)
+    const yId = mod128(BigInt(`0x${d.node(y).id.toHex()}`))
+    const byClockwise = d
+      .active()
+      .filter((i) => i !== y)
+      .sort((a, b) => {
+        const da = mod128(BigInt(`0x${d.node(a).id.toHex()}`) - yId)
+        const db = mod128(BigInt(`0x${d.node(b).id.toHex()}`) - yId)
+        return da < db ? -1 : da > db ? 1 : 0
+      })
+    const cw = [0, 1, 2, 4, 5, 6, 7].map((k) => ly.cw(k))
+    cw.push(d.node(byClockwise[8]!).handle)
+    const ccw = Array.from({ length: ly.ccwSize }, (_, k) => ly.ccw(k))
+    const leafSet = [...cw, ...ccw]
+    assert.is(leafSet.length, d.node(x).config.leafSetSize)
+    if (shuffle) {
+      const rng = createRng(seedOf('gaps/order/shuffle'))
+      for (let k = leafSet.length - 1; k > 0; k--) {
+        const r = Math.floor(rng.float() * (k + 1))
+        ;[leafSet[k], leafSet[r]] = [leafSet[r]!, leafSet[k]!]
+      }
+    }
+    const probes: number[] = []
+    d.watch((s) => {
+      if (s.from === x && s.message.type === 'probe') probes.push(s.to)
+    })
+    d.inject(x, { type: 'heartbeat', from: d.node(y).handle, leafSet })
+    d.runFor(1)
+    return { probes, missing }
+  }
+  const inOrder = probed(false)
+  const shuffled = probed(true)
+  assert.equal(inOrder.probes, [inOrder.missing], 'in send order: the member left out is probed, alone')
+  assert.equal(shuffled.probes, inOrder.probes, 'shuffled: the same probes')
+})

@@ -546,6 +546,32 @@ test(named('join: the joiner finds a nearby node and joins through it, tables st
   assertPerfect(d, lookups, 'after a join through a searched-for seed')
 })
 
+test(named('join: a node the search measured is not probed again while joining'), () => {
+  for (const label of ['join/seek-once/0', 'join/seek-once/1']) {
+    const n = 161
+    const j = n - 1
+    const { latency } = lineLatency(label, n)
+    const d = new Driver({ seed: seedOf(label), n, latency })
+    d.ring(n - 1)
+    d.runFor(3 * FAST.leafSetHeartbeatMs!)
+    /** Probes the joiner sent while joining, by target. */
+    const probes = new Map<number, number>()
+    d.watch((s) => {
+      if (s.message.type !== 'probe' || s.from !== j || d.node(j).state !== 'joining') return
+      probes.set(s.to, (probes.get(s.to) ?? 0) + 1)
+    })
+    d.join(j, [0])
+    d.runUntilQuiet()
+    assert.is(d.node(j).state, 'active', `seed ${label}`)
+    // No loss here, so every probe is answered and none is repeated: a node measured once (by the
+    // search or for the tables) keeps its RTT for the rest of the join, even when its record was
+    // pruned meanwhile for being in no table.
+    const twice = [...probes].filter(([, count]) => count > 1).map(([to]) => `n${to}`)
+    assert.ok(probes.size > 20, `seed ${label}: the join probed ${probes.size} nodes`)
+    assert.equal(twice, [], `seed ${label}: nodes probed more than once while joining`)
+  }
+})
+
 test(named('join: the joiner announces itself only to its leaf set, as built from the root’s'), () => {
   // The root's answer carries its leaf set and its rows. The leaf set is taken first, so that the
   // row entries and the nodes measured by the search are weighed against it: taken while the leaf
@@ -599,6 +625,8 @@ test(
     /** Receivers for which the new node was nearer than their entry for its cell, as it arrived. */
     const shouldTake: number[] = []
     const took: number[] = []
+    /** Receivers of the greetings that carry the leaf set: the new node's leaf-set members. */
+    const leafGreeted: number[] = []
     d.watch((s) => {
       const m = s.message
       if (m.type !== 'heartbeat' || s.from !== j) return
@@ -608,6 +636,7 @@ test(
       }
       if (s.at !== greetAt) return
       reported.set(s.to, m.rttMicros)
+      if (m.leafSet !== undefined) leafGreeted.push(s.to)
       const to = s.to
       const arrives = s.at + latency(j, to)
       // Just before the greeting arrives, and a hundredth of a millisecond after: far too soon for
@@ -630,6 +659,11 @@ test(
     assert.ok(entriesAtGreeting.length > 0, 'the new node had routing-table entries when it greeted')
     for (const e of entriesAtGreeting)
       assert.ok(reported.get(e) !== undefined, `the greeting of routing-table entry n${e} carries an RTT`)
+    // Each leaf-set member answered the one announce it got (no loss here): that round trip is the
+    // RTT its greeting carries, although the new node never probed it.
+    assert.ok(leafGreeted.length > 0, 'the new node greeted its leaf set')
+    for (const e of leafGreeted)
+      assert.ok(reported.get(e) !== undefined, `the greeting of leaf-set member n${e} carries an RTT`)
     const withRtt = [...reported].filter(([, r]) => r !== undefined)
     for (const [to, r] of withRtt) {
       // The driver's links have fixed latencies, so every sample, and the smoothed RTT, is the round trip.

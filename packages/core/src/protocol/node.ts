@@ -353,6 +353,11 @@ export class PastryNode implements ProtocolNode {
   #joinReplied = false
   /** Leaf-set members this joiner has announced itself to, and those that have confirmed it. */
   readonly #announced = new Map<string, number>()
+  /**
+   * When the announce to each member went out, while it has been sent once: its answer then
+   * measures the RTT (an answer to a repeated announce could belong to either, and measures none).
+   */
+  readonly #announceSentAt = new Map<string, number>()
   readonly #confirmed = new Set<string>()
   /**
    * Members that did not confirm but that another member reached (a second opinion): each is
@@ -845,6 +850,7 @@ export class PastryNode implements ProtocolNode {
     this.#indirect.clear()
     this.#vouching.clear()
     this.#announced.clear()
+    this.#announceSentAt.clear()
     this.#confirmed.clear()
     this.#secondChance.clear()
     this.#seekStep = -1
@@ -1102,6 +1108,7 @@ export class PastryNode implements ProtocolNode {
   #restartJoin(now: number): void {
     this.#joinAttempt++
     this.#announced.clear()
+    this.#announceSentAt.clear()
     this.#confirmed.clear()
     this.#secondChance.clear()
     // Failure verdicts of a joiner come from its own unanswered announces: when the network lost
@@ -1146,6 +1153,8 @@ export class PastryNode implements ProtocolNode {
     const tries = this.#announced.get(hex)
     if (tries !== undefined && !retry) return
     this.#announced.set(hex, (tries ?? 0) + 1)
+    if (tries === undefined) this.#announceSentAt.set(hex, now)
+    else this.#announceSentAt.delete(hex)
     this.#transmit(now, n.address, n, {
       type: 'announce',
       from: this.handle,
@@ -1180,7 +1189,16 @@ export class PastryNode implements ProtocolNode {
   #onAnnounceAck(now: number, message: MessageOf<'announceAck'>): void {
     this.#mergeLeafSet(now, message.leafSet)
     if (this.#state !== 'joining') return
-    this.#confirmed.add(message.from.id.toHex())
+    const hex = message.from.id.toHex()
+    // The first answer to a single announce measures the RTT to the member, which the greeting
+    // on activation passes on: the member then weighs this node for its tables without a probe.
+    const sentAt = this.#announceSentAt.get(hex)
+    if (sentAt !== undefined) {
+      this.#announceSentAt.delete(hex)
+      const s = this.#slot(message.from)
+      if (!Number.isFinite(this.#peers.get(s, SRTT))) this.#rttSample(s, now - sentAt)
+    }
+    this.#confirmed.add(hex)
     this.#insertLeaf(now, message.from)
     this.#maybeActivate(now)
   }
@@ -1220,6 +1238,7 @@ export class PastryNode implements ProtocolNode {
     }
     for (const n of this.#leafMembers()) if (!this.#confirmed.has(n.id.toHex())) return false
     this.#announced.clear()
+    this.#announceSentAt.clear()
     this.#confirmed.clear()
     this.#secondChance.clear()
     this.#becomeActive(now)
@@ -1570,8 +1589,9 @@ export class PastryNode implements ProtocolNode {
       // Every table member has a record (pruning spares them), so a new record is in no table.
       s = peers.add(handle, this.#lastNow)
       if (++this.#newPeersSincePrune >= SPARE_PEER_RECORDS) this.#pruneDue = true
-    } else if (peers.handle(s).address !== handle.address) {
-      peers.setHandle(s, handle)
+    } else {
+      const stored = peers.handle(s)
+      if (stored !== handle && stored.address !== handle.address) peers.setHandle(s, handle)
     }
     return s
   }
@@ -1956,7 +1976,10 @@ export class PastryNode implements ProtocolNode {
       return
     }
     // The RTT known before this offer (a record made just now by a probe has none).
-    const rtt = s < 0 ? Number.NaN : peers.get(s, SRTT)
+    let rtt = s < 0 ? Number.NaN : peers.get(s, SRTT)
+    // While joining, the nearby-seed search may have measured it already, and its record may have
+    // been pruned since (it was in no table then).
+    if (!Number.isFinite(rtt) && this.#seekSeen.size > 0) rtt = this.#seekSeen.get(n.id.toHex())?.rtt ?? rtt
     if (Number.isFinite(rtt)) {
       this.#rtInsert(n, rtt)
       this.#nbInsert(n, rtt)
@@ -1990,7 +2013,11 @@ export class PastryNode implements ProtocolNode {
     const half = this.config.leafSetSize / 2
     let ccwEnd: Id | undefined
     let cwEnd: Id | undefined
-    if (theirs.length >= 2 * half) {
+    if (theirs.length === 2 * half && inLeafSetOrder(from.id, theirs, half)) {
+      // The usual case, a full leaf set as its node sends it: the ends are known without a sort.
+      cwEnd = theirs[half - 1]!.id
+      ccwEnd = theirs[2 * half - 1]!.id
+    } else if (theirs.length >= 2 * half) {
       // The half-th nearest clockwise and counter-clockwise of the sender's members.
       const count = sortClockwise(from.id, theirs)
       cwEnd = ORDER[half - 1]!
@@ -2272,6 +2299,7 @@ export class PastryNode implements ProtocolNode {
     const s = this.#peers.find(n.id)
     if (s >= 0) this.#peers.setFlags(s, this.#peers.flags(s) & ~(IN_ROUTING_TABLE | IN_NEIGHBOURHOOD))
     this.#announced.delete(hex)
+    this.#announceSentAt.delete(hex)
     this.#failed.set(hex, {
       handle: n,
       until: now + this.config.failedMemoryMs,
@@ -2579,6 +2607,24 @@ function sortClockwise(origin: Id, handles: readonly NodeHandle[]): number {
     order[k] = x
   }
   return handles.length
+}
+
+/**
+ * True when the 2 × `half` handles are in the order a full leaf set sends them, seen from its node
+ * `origin`: the clockwise half nearest first, then the counter-clockwise half nearest first, each
+ * strictly farther than the one before and the two halves apart. The clockwise order is then
+ * fully known (the first half ascending, then the second descending), so the half-th nearest each
+ * way are `handles[half - 1]` and the last, as `sortClockwise` would find; 2 × half − 1
+ * comparisons settle it.
+ */
+function inLeafSetOrder(origin: Id, handles: readonly NodeHandle[], half: number): boolean {
+  const n = 2 * half
+  for (let i = 1; i < half; i++)
+    if (compareClockwise(origin, handles[i - 1]!.id, handles[i]!.id) >= 0) return false
+  if (compareClockwise(origin, handles[half - 1]!.id, handles[n - 1]!.id) >= 0) return false
+  for (let i = half + 1; i < n; i++)
+    if (compareClockwise(origin, handles[i]!.id, handles[i - 1]!.id) >= 0) return false
+  return true
 }
 
 /** Output queues longer than this are given back once drained, rather than kept for reuse. */

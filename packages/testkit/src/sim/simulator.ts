@@ -77,7 +77,7 @@ import { grown } from './grown.js'
 import { type HopsReport, type MessageReport, SimMetrics } from './metrics.js'
 import { type LookupSummary, Oracle } from './oracle.js'
 import { EventQueue } from './queue.js'
-import { messageSize } from './size.js'
+import { messageSize, sizedHandle } from './size.js'
 import { TimerHeap } from './timers.js'
 
 // ---------------------------------------------------------------------------------------------------
@@ -168,7 +168,11 @@ export interface SimulatorOptions<N extends SimNode> {
   readonly maxTrackedFlows?: number
 }
 
-/** A node's handle as the simulator makes it: its id and address, frozen. */
+/**
+ * A node's handle as the simulator makes it: its id and address, frozen. (It also keeps its
+ * encoded size under a private symbol, for counting bytes; nothing that enumerates or compares
+ * handles sees it.)
+ */
 export interface SimHandle {
   readonly id: Id
   readonly address: string
@@ -633,7 +637,7 @@ export class Simulator<N extends SimNode = SimNode> {
     const address = `sim:${i}`
     this.#ids[i] = id
     this.#addresses[i] = address
-    this.#handles[i] = Object.freeze({ id, address })
+    this.#handles[i] = sizedHandle(id, address)
     this.#position[i] = position
     this.#idIndex.set(id.toHex(), i)
     this.#trace(H_ADD, i, position, 0)
