@@ -572,6 +572,32 @@ test(named('join: a node the search measured is not probed again while joining')
   }
 })
 
+test(named('records: strangers that only probe or ask a node leave no record there'), () => {
+  const d = new Driver({ seed: seedOf('records/strangers'), n: 20 })
+  d.ring(20)
+  d.runFor(3 * FAST.leafSetHeartbeatMs!)
+  const x = 0
+  const before = d.node(x).peerRecords
+  const strangers = Array.from({ length: 40 }, (_, k) =>
+    Object.freeze({ id: randomId(d.rng), address: `stranger:${k}` }),
+  )
+  let answers = 0
+  d.watch((s) => {
+    if (s.from === x && s.to === -1 && s.message.type === 'probeReply') answers++
+  })
+  for (const [k, from] of strangers.entries()) {
+    d.inject(x, { type: 'probe', from, nonce: k })
+    d.inject(x, { type: 'leafSetRequest', from })
+  }
+  d.runFor(1)
+  assert.is(answers, strangers.length, 'every probe is answered')
+  assert.is(d.node(x).peerRecords, before, 'records after 80 messages from 40 strangers')
+  // A node that sends what only an active node sends is heard in full: it gets a record.
+  d.inject(x, { type: 'heartbeat', from: strangers[0]! })
+  assert.is(d.node(x).peerRecords, before + 1, 'records after a heartbeat from one of them')
+  assert.ok(d.node(x).rttTo(strangers[0]!.id) === undefined)
+})
+
 test(named('join: the joiner announces itself only to its leaf set, as built from the root’s'), () => {
   // The root's answer carries its leaf set and its rows. The leaf set is taken first, so that the
   // row entries and the nodes measured by the search are weighed against it: taken while the leaf

@@ -436,6 +436,15 @@ export class PastryNode implements ProtocolNode {
     return this.#held.length
   }
 
+  /**
+   * The peers this node keeps a record of: its tables' members, nodes it is probing or suspects,
+   * and a few spare records of others ({@link SPARE_PEER_RECORDS} and those made since the last
+   * prune). Strangers that only probe or ask this node get none. A measure of its memory.
+   */
+  get peerRecords(): number {
+    return this.#peers.size
+  }
+
   /** The smoothed RTT to a peer in ms, if measured. */
   rttTo(id: Id): number | undefined {
     const s = this.#peers.find(id)
@@ -1486,6 +1495,12 @@ export class PastryNode implements ProtocolNode {
 
   #heard(now: number, from: NodeHandle, learn: boolean): void {
     const peers = this.#peers
+    // A node this one has no record of, heard in passing (a probe, a request, an answer: nothing
+    // that shows it may enter the tables), gets none: every joiner probes and asks a few hundred
+    // nodes, and a record each would only be made to be pruned. A node declared failed is the
+    // exception: hearing from it at all revives it (below).
+    if (!learn && peers.find(from.id) < 0 && (this.#failed.size === 0 || !this.#failed.has(from.id.toHex())))
+      return
     const known = peers.size
     const s = this.#slot(from)
     const isNew = peers.size > known
@@ -2545,7 +2560,9 @@ export class PastryNode implements ProtocolNode {
     else this.#transmits[this.#transmitTail++] = { to: address, message }
     this.#counts[typeCode(message.type)]!++
     if (to !== undefined) {
-      const s = this.#slot(to)
+      // Only a peer with a record has its sending noted: a reply to a stranger makes none.
+      const s = this.#peers.find(to.id)
+      if (s < 0) return
       this.#peers.set(s, LAST_SENT, now)
       if (message.type === 'heartbeat' && message.leafSet !== undefined)
         this.#peers.set(s, VERSION_SENT, this.#leafSetVersion)
