@@ -163,6 +163,13 @@ const MAX_SEEK_MEASURED = 256
 const SEEK_ROW0_REPEATS = 2
 /** Joiners awaited at once (see `#arriving`); the oldest is forgotten beyond this. */
 const MAX_ARRIVING = 64
+/**
+ * Bound on each of a joiner's memories of its leaf set (announced, confirmed, second chances):
+ * far above any leaf set's turnover during one join attempt, and cleared with each attempt.
+ */
+const MAX_JOIN_MEMORY = 1024
+/** Bound on indirect-probe rounds in flight (each is for a suspected leaf-set member). */
+const MAX_INDIRECT_ROUNDS = 1024
 /** Routing-table entries asked for their leaf sets at once, to learn their deep cells' members. */
 const MAX_CELL_ASKS = 64
 /** Every this many Tls, heartbeats carry the leaf set whether it changed or not. */
@@ -304,9 +311,11 @@ export class PastryNode implements ProtocolNode {
    * Second opinions this node waits for, by nonce: a suspected leaf that answered none of its
    * probes, and the helpers still to answer (see `#askOthers`). At most one per leaf.
    */
-  readonly #indirect = new Map<number, { readonly peer: NodeHandle; readonly helpers: Set<string> }>()
+  readonly #indirect = new BoundedMap<number, { readonly peer: NodeHandle; readonly helpers: Set<string> }>(
+    MAX_INDIRECT_ROUNDS,
+  )
   /** Nodes this node probes for others (hex id), with whom to tell and under which nonce. */
-  readonly #vouching = new Map<string, { to: NodeHandle; nonce: number }[]>()
+  readonly #vouching = new BoundedMap<string, { to: NodeHandle; nonce: number }[]>(MAX_VOUCHING)
   /**
    * Joiners that announced themselves to this node and have not been heard from as active yet, with
    * when to stop waiting for them. While one of them is closer to a key than this node, this node
@@ -351,19 +360,21 @@ export class PastryNode implements ProtocolNode {
   #joinAttempt = 0
   #joinMsgId = 0
   #joinReplied = false
+  // The join's memories below, and the search's, are empty once the node is active: each holds
+  // a Map only while it has entries (`BoundedMap`), which 10^5 simulated nodes feel in memory.
   /** Leaf-set members this joiner has announced itself to, and those that have confirmed it. */
-  readonly #announced = new Map<string, number>()
+  readonly #announced = new BoundedMap<string, number>(MAX_JOIN_MEMORY)
   /**
    * When the announce to each member went out, while it has been sent once: its answer then
    * measures the RTT (an answer to a repeated announce could belong to either, and measures none).
    */
-  readonly #announceSentAt = new Map<string, number>()
-  readonly #confirmed = new Set<string>()
+  readonly #announceSentAt = new BoundedMap<string, number>(MAX_JOIN_MEMORY)
+  readonly #confirmed = new BoundedMap<string, true>(MAX_JOIN_MEMORY)
   /**
    * Members that did not confirm but that another member reached (a second opinion): each is
    * announced to once more, `probeRetries` more times, before it may be taken for failed.
    */
-  readonly #secondChance = new Set<string>()
+  readonly #secondChance = new BoundedMap<string, true>(MAX_JOIN_MEMORY)
   // The nearby-seed search (see the module comment), before the first JOIN.
   /** The search's step, bumped per request; -1 when no search runs. */
   #seekStep = -1
@@ -384,7 +395,10 @@ export class PastryNode implements ProtocolNode {
    * Every node the search has probed, by hex id, with its RTT once measured (NaN before); bounded
    * by {@link MAX_SEEK_MEASURED}. Kept here because peer records of nodes in no table may be pruned.
    */
-  readonly #seekSeen = new Map<string, { readonly node: NodeHandle; readonly step: number; rtt: number }>()
+  readonly #seekSeen = new BoundedMap<
+    string,
+    { readonly node: NodeHandle; readonly step: number; rtt: number }
+  >(MAX_SEEK_MEASURED)
   /** Where the first JOIN goes: the nearest node found, when the search found one. */
   #seed: string | undefined = undefined
 
@@ -1207,7 +1221,7 @@ export class PastryNode implements ProtocolNode {
       const s = this.#slot(message.from)
       if (!Number.isFinite(this.#peers.get(s, SRTT))) this.#rttSample(s, now - sentAt)
     }
-    this.#confirmed.add(hex)
+    this.#confirmed.set(hex, true)
     this.#insertLeaf(now, message.from)
     this.#maybeActivate(now)
   }
@@ -1544,7 +1558,9 @@ export class PastryNode implements ProtocolNode {
       const hex = from.id.toHex()
       const until = this.#considered.get(hex)
       if (wasFailed || until === undefined || until <= now) {
-        this.#considered.set(hex, now + this.config.routingTableMaintenanceMs)
+        // Whole milliseconds, rounded up: a small integer is stored in the map's entry itself,
+        // where a fractional time would be a number object of its own (256 entries per node).
+        this.#considered.set(hex, Math.ceil(now + this.config.routingTableMaintenanceMs))
         this.#consider(now, from)
       }
     }
@@ -2221,7 +2237,7 @@ export class PastryNode implements ProtocolNode {
       const hex = peer.id.toHex()
       if (this.#state === 'joining' && !this.#confirmed.has(hex) && this.leafSet.contains(peer.id)) {
         // A joiner announces itself to it again, from the start.
-        this.#secondChance.add(hex)
+        this.#secondChance.set(hex, true)
         this.#announced.set(hex, 0)
         this.#announceTo(now, peer, true)
       }
