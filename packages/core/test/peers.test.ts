@@ -5,7 +5,16 @@ import fc from 'fast-check'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Id } from '../src/id/id.js'
-import { CREATED, IN_LEAF_SET, LAST_HEARD, PeerTable, SRTT, SUSPECTED } from '../src/protocol/peers.js'
+import {
+  CREATED,
+  IN_LEAF_SET,
+  LAST_HEARD,
+  PeerTable,
+  PROBE_NONCE,
+  SRTT,
+  SUSPECTED,
+  VERSION_SENT,
+} from '../src/protocol/peers.js'
 import type { NodeHandle } from '../src/wire/messages.js'
 import { SEED } from './_seed.js'
 
@@ -15,12 +24,15 @@ interface ModelRecord {
   srtt: number
   flags: number
   created: number
+  nonce: number
+  version: number
 }
 
 type Op =
   | { add: number }
   | { remove: number }
   | { set: [number, number] }
+  | { nonce: [number, number] }
   | { flag: [number, number] }
   | { readdress: number }
   | { compact: true }
@@ -42,6 +54,13 @@ const op: fc.Arbitrary<Op> = fc.oneof(
     arbitrary: fc
       .tuple(fc.nat(pool.length - 1), fc.constantFrom(0, IN_LEAF_SET, SUSPECTED))
       .map((flag) => ({ flag })),
+  },
+  {
+    weight: 2,
+    // A probe nonce is any unsigned 32-bit number, or -1 for none; the leaf-set version follows it.
+    arbitrary: fc
+      .tuple(fc.nat(pool.length - 1), fc.oneof(fc.constant(-1), fc.constant(0xffffffff), fc.nat(0xffffffff)))
+      .map((nonce) => ({ nonce })),
   },
   { weight: 1, arbitrary: fc.nat(pool.length - 1).map((readdress) => ({ readdress })) },
   { weight: 1, arbitrary: fc.constant({ compact: true as const }) },
@@ -73,6 +92,8 @@ test(`the peer table finds, updates and drops records as a map would, across gro
               srtt: Number.NaN,
               flags: 0,
               created: created++,
+              nonce: -1,
+              version: -1,
             })
             assert.is(table.find(id), s)
           }
@@ -94,6 +115,16 @@ test(`the peer table finds, updates and drops records as a map would, across gro
             table.set(s, SRTT, value / 2)
             r.heard = value
             r.srtt = value / 2
+          }
+        } else if ('nonce' in o) {
+          const [i, nonce] = o.nonce
+          const s = table.find(pool[i]!)
+          const r = model.get(pool[i]!.toHex())
+          if (s >= 0 && r !== undefined) {
+            table.set(s, PROBE_NONCE, nonce)
+            table.set(s, VERSION_SENT, nonce < 0 ? -1 : nonce % 1000)
+            r.nonce = nonce
+            r.version = nonce < 0 ? -1 : nonce % 1000
           }
         } else if ('flag' in o) {
           const [i, bit] = o.flag
@@ -135,6 +166,8 @@ test(`the peer table finds, updates and drops records as a map would, across gro
         assert.is(table.get(s, LAST_HEARD), r.heard)
         assert.ok(Object.is(table.get(s, SRTT), r.srtt)) // NaN until measured
         assert.is(table.flags(s), r.flags)
+        assert.is(table.get(s, PROBE_NONCE), r.nonce)
+        assert.is(table.get(s, VERSION_SENT), r.version)
         // Creation numbers survive compaction: pruning removes the oldest records first by them.
         assert.is(table.get(s, CREATED), r.created)
       }

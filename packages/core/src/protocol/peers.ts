@@ -6,10 +6,13 @@
  * boxes every double-valued field in a heap number of its own), and because a lookup that chases
  * pointers through objects scattered over a large heap is slow.
  *
- * A record lives in a *slot*: RECORD_WORDS doubles at `slot × RECORD_WORDS` in one Float64Array.
- * The first doubles are its numeric fields (see the field constants), then its flags, then its id
- * as four int32 words, read through an Int32Array view of the same buffer. Its handle sits in a
- * plain array. Free slots go on a stack and are reused. Records are found by id through an
+ * A record lives in a *slot*: RECORD_WORDS doubles (72 bytes) at `slot × RECORD_WORDS` in one
+ * Float64Array. The first five doubles are its times and RTTs; then come, as int32 words read
+ * through an Int32Array view of the same buffer, the probe nonce, the leaf-set version sent, the
+ * creation order and the flags, and last its id as four words. Its handle sits in a plain array.
+ * The nonce is an unsigned 32-bit number kept in a signed word, with a flag saying whether one is
+ * set. The creation order counts modulo 2^32: after four billion records made by one table, one
+ * prune may take a newer spare record for an older one. Free slots go on a stack and are reused. Records are found by id through an
  * open-addressing hash index (linear probing, at most half full, backward-shift deletion) that
  * compares the ids stored in the records, so a lookup touches the index and the record and no
  * object, and builds no hex string. Storage grows by half, and `compact` shrinks it to 7/5 of the
@@ -34,6 +37,8 @@ export const IN_NEIGHBOURHOOD = 4
 export const IN_TABLES = IN_LEAF_SET | IN_ROUTING_TABLE | IN_NEIGHBOURHOOD
 /** Flag: the peer is suspected (a probe to it is unanswered). */
 export const SUSPECTED = 8
+/** Internal flag: the record holds a probe nonce. */
+const PROBING = 1 << 30
 
 // The numeric fields of a record, as offsets among its doubles.
 /** When this node first learned of the peer. */
@@ -46,18 +51,20 @@ export const LAST_SENT = 2
 export const SRTT = 3
 /** RTT variation in ms (NaN: not measured). */
 export const RTTVAR = 4
-/** Nonce of the probe in flight to the peer, or -1. */
+/** Nonce of the probe in flight to the peer (an unsigned 32-bit number), or -1. */
 export const PROBE_NONCE = 5
-/** The leaf-set version last sent to the peer, or -1. */
+/** The leaf-set version last sent to the peer (a 32-bit integer), or -1. */
 export const VERSION_SENT = 6
-/** Creation order, for pruning oldest first. */
+/** Creation order (modulo 2^32), for pruning oldest first. */
 export const CREATED = 7
-/** The flags, kept as a double beside the fields so that a lookup touches one record. */
-const FLAGS = 8
-/** The id's four words start here, counted in int32 words from the record's start. */
-const ID_WORD = 18
-/** Doubles per record: 9 fields, then 2 doubles' room for the id's 4 words. */
-const RECORD_WORDS = 11
+/** The doubles of a record: the fields up to RTTVAR. */
+const DOUBLE_FIELDS = 5
+/** The int32 words of PROBE_NONCE, VERSION_SENT and CREATED, then the flags, then the id. */
+const INT_WORD = 2 * DOUBLE_FIELDS
+const FLAGS_WORD = INT_WORD + 3
+const ID_WORD = INT_WORD + 4
+/** Doubles per record: 5 fields, then 4 int32 words, then the id's 4 words. */
+const RECORD_WORDS = 9
 
 const INITIAL_SLOTS = 32
 
@@ -145,13 +152,15 @@ export class PeerTable {
     num[o + LAST_SENT] = Number.NEGATIVE_INFINITY
     num[o + SRTT] = Number.NaN
     num[o + RTTVAR] = Number.NaN
-    num[o + PROBE_NONCE] = -1
-    num[o + VERSION_SENT] = -1
-    num[o + CREATED] = this.#created++
-    num[o + FLAGS] = 0
     const id = handle.id
-    const w = o * 2 + ID_WORD
     const words = this.#words
+    const i = o * 2 + INT_WORD
+    words[i] = 0 // the nonce, unset (no PROBING flag)
+    words[i + 1] = -1
+    words[i + 2] = this.#created
+    this.#created = (this.#created + 1) >>> 0
+    words[i + 3] = 0
+    const w = o * 2 + ID_WORD
     words[w] = id.w0
     words[w + 1] = id.w1
     words[w + 2] = id.w2
@@ -205,19 +214,43 @@ export class PeerTable {
 
   /** A numeric field of a record (see the field constants). */
   get(slot: number, field: number): number {
-    return this.#num[slot * RECORD_WORDS + field]!
+    if (field < DOUBLE_FIELDS) return this.#num[slot * RECORD_WORDS + field]!
+    const o = slot * RECORD_WORDS * 2
+    const words = this.#words
+    if (field === PROBE_NONCE)
+      return (words[o + FLAGS_WORD]! & PROBING) === 0 ? -1 : words[o + INT_WORD]! >>> 0
+    if (field === CREATED) return words[o + INT_WORD + 2]! >>> 0
+    return words[o + INT_WORD + 1]! // VERSION_SENT
   }
 
+  /**
+   * Sets a numeric field. PROBE_NONCE takes an unsigned 32-bit number or -1 (none), VERSION_SENT a
+   * 32-bit integer or -1; CREATED is the table's own.
+   */
   set(slot: number, field: number, value: number): void {
-    this.#num[slot * RECORD_WORDS + field] = value
+    if (field < DOUBLE_FIELDS) {
+      this.#num[slot * RECORD_WORDS + field] = value
+      return
+    }
+    const o = slot * RECORD_WORDS * 2
+    const words = this.#words
+    if (field === PROBE_NONCE) {
+      if (value < 0) words[o + FLAGS_WORD] = words[o + FLAGS_WORD]! & ~PROBING
+      else {
+        words[o + INT_WORD] = value | 0
+        words[o + FLAGS_WORD] = words[o + FLAGS_WORD]! | PROBING
+      }
+    } else if (field === VERSION_SENT) words[o + INT_WORD + 1] = value | 0
+    else if (field === CREATED) words[o + INT_WORD + 2] = value | 0
   }
 
   flags(slot: number): number {
-    return this.#num[slot * RECORD_WORDS + FLAGS]!
+    return this.#words[slot * RECORD_WORDS * 2 + FLAGS_WORD]! & ~PROBING
   }
 
   setFlags(slot: number, flags: number): void {
-    this.#num[slot * RECORD_WORDS + FLAGS] = flags
+    const at = slot * RECORD_WORDS * 2 + FLAGS_WORD
+    this.#words[at] = (flags & ~PROBING) | (this.#words[at]! & PROBING)
   }
 
   /**
@@ -244,21 +277,23 @@ export class PeerTable {
 
   /** Moves the records into storage for `slots` records, in slot order, without gaps. */
   #resize(slots: number): void {
-    const old = this.#num
+    const old = this.#words
     const num = this.#allocate(slots)
+    const words = new Int32Array(num.buffer)
     const handles: (NodeHandle | undefined)[] = []
     let to = 0
+    const span = RECORD_WORDS * 2
     for (let s = 0; s < this.#highWater; s++) {
       const h = this.#handles[s]
       if (h === undefined) continue
-      // Word by word: a subarray per record would be garbage.
-      for (let w = 0, from = s * RECORD_WORDS, at = to * RECORD_WORDS; w < RECORD_WORDS; w++)
-        num[at + w] = old[from + w]!
+      // Int32 word by word: a subarray per record would be garbage, and the id and integer words
+      // read as doubles could be NaNs, whose bits a copy as numbers need not keep.
+      for (let w = 0, from = s * span, at = to * span; w < span; w++) words[at + w] = old[from + w]!
       handles.push(h)
       to++
     }
     this.#num = num
-    this.#words = new Int32Array(num.buffer)
+    this.#words = words
     this.#handles = handles
     this.#free = []
     this.#highWater = to
