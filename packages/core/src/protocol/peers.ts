@@ -12,10 +12,10 @@
  * creation order and the flags, and last its id as four words. Its handle sits in a plain array.
  * The nonce is an unsigned 32-bit number kept in a signed word, with a flag saying whether one is
  * set. The creation order counts modulo 2^32: after four billion records made by one table, one
- * prune may take a newer spare record for an older one. Free slots go on a stack and are reused. Records are found by id through an
- * open-addressing hash index (linear probing, at most half full, backward-shift deletion) that
- * compares the ids stored in the records, so a lookup touches the index and the record and no
- * object, and builds no hex string. Storage grows by half, and `compact` shrinks it to 7/5 of the
+ * prune may take a newer spare record for an older one. Free slots go on a stack and are reused.
+ * Records are found by id through an open-addressing hash index (linear probing, at most half
+ * full, backward-shift deletion) that compares the ids stored in the records, so a lookup touches
+ * the index and the record and no object, and builds no hex string. Storage grows by half, and `compact` shrinks it to 7/5 of the
  * records when it holds more than 7/4 of them (a join pins hundreds of records for a while; a
  * settled node needs far fewer). The index keeps a power-of-two size of at least twice the storage,
  * and sits in the same buffer, after the records: one allocation per table, which a simulation of
