@@ -15,6 +15,7 @@ import {
   Oracle,
   QueueFullError,
 } from '../src/sim/index.js'
+import { sizedHandle } from '../src/sim/size.js'
 import { TimerHeap } from '../src/sim/timers.js'
 import { SEED } from './_seed.js'
 
@@ -453,6 +454,35 @@ test('messageSize equals the encoded frame length for every message type', () =>
     { type: 'leave', from, leafSet },
     { type: 'direct', from, app: 'x'.repeat(64), payload: new Uint8Array(23) },
     { type: 'direct', from, app: '😀'.repeat(10), payload: new Uint8Array(24) },
+  ]
+  for (const m of messages) assert.is(messageSize(m), encodeMessage(m).length, m.type)
+})
+
+test("messageSize counts the simulator's sized handles exactly, and they look like plain ones", () => {
+  const rng = createRng(`${seed}/size/sized`)
+  const addresses = [
+    'sim:0',
+    `sim:${rng.int(1_000_000)}`,
+    '[2001:db8::1]:4000',
+    'host.example:9000',
+    `${'a'.repeat(40)}.example:1`,
+  ]
+  const plain = addresses.map((address) => handle(rng, address))
+  const sized = plain.map((h) => sizedHandle(h.id, h.address))
+  for (let i = 0; i < plain.length; i++) {
+    // Nothing that enumerates, compares or serialises a handle sees the size.
+    assert.equal(sized[i], plain[i])
+    assert.equal(Object.keys(sized[i]!), ['id', 'address'])
+    assert.ok(Object.isFrozen(sized[i]))
+  }
+  const from = sized[3]!
+  const leafSet = Array.from({ length: 16 }, (_, k) => sized[k % sized.length]!)
+  const messages: Message[] = [
+    { type: 'heartbeat', from },
+    { type: 'heartbeat', from: sized[4]!, leafSet },
+    { type: 'joinRows', from, rows: [{ row: 0, entries: sized }] },
+    { type: 'probeReply', from: sized[1]!, nonce: 7, leafSet: sized.slice(0, 3) },
+    { type: 'join', from: sized[2]!, msgId: 9, joiner: sized[0]!, hops: 1 },
   ]
   for (const m of messages) assert.is(messageSize(m), encodeMessage(m).length, m.type)
 })

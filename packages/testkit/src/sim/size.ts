@@ -57,6 +57,11 @@ function textSize(s: string): number {
   return head(n) + n
 }
 
+/** The encoded size of a handle `[id, address]`: array head, 16-byte byte string, text. */
+function encodedHandleSize(address: string): number {
+  return 1 + 17 + textSize(address)
+}
+
 /**
  * Where a handle made by {@link sizedHandle} keeps its encoded size. A symbol: no enumeration,
  * comparison or serialisation of the handle sees it.
@@ -69,14 +74,12 @@ const WIRE_SIZE = Symbol('pastry.sim.wireSize')
  * node's handle this way.
  */
 export function sizedHandle<I>(id: I, address: string): { readonly id: I; readonly address: string } {
-  return Object.freeze({ id, address, [WIRE_SIZE]: 1 + 17 + textSize(address) })
+  return Object.freeze({ id, address, [WIRE_SIZE]: encodedHandleSize(address) })
 }
 
 function handleSize(h: { readonly address: string }): number {
   const known = (h as { readonly [WIRE_SIZE]?: number })[WIRE_SIZE]
-  if (known !== undefined) return known
-  // [id, address]: array head, 16-byte byte string, text.
-  return 1 + 17 + textSize(h.address)
+  return known !== undefined ? known : encodedHandleSize(h.address)
 }
 
 /** Sizes of handle lists already measured, by array. */
