@@ -179,22 +179,51 @@ test('a burst of records grows the table, and compaction gives the room back onc
   const table = new PeerTable()
   const ids: Id[] = []
   for (let i = 0; i < 500; i++) ids.push(Id.fromWords(i, i * 31, -i, 7))
-  for (const id of ids) table.add({ id, address: 'a' }, 0)
+  // Storage starts at 64 records and grows by half (to a multiple of 16) each time it is full.
+  const capacities = [table.capacity]
+  for (const id of ids) {
+    table.add({ id, address: 'a' }, 0)
+    if (table.capacity !== capacities.at(-1)) capacities.push(table.capacity)
+  }
   assert.is(table.size, 500)
-  assert.ok(table.capacity >= 500)
+  assert.equal(capacities, [64, 96, 144, 224, 336, 512])
   for (let i = 0; i < 480; i++) table.remove(table.find(ids[i]!))
   table.compact()
   assert.is(table.size, 20)
-  assert.is(table.capacity, 32)
+  assert.is(table.capacity, 64)
   for (let i = 480; i < 500; i++) assert.is(table.handle(table.find(ids[i]!)).id, ids[i])
   // A settled table whose spare records come and go keeps its storage: no shrink-and-grow on
-  // every tick.
-  for (let i = 0; i < 140; i++) table.add({ id: ids[i]!, address: 'a' }, 0)
+  // every tick. After the first swing has fitted the storage, it stays put.
+  const swing = () => {
+    for (let i = 0; i < 140; i++) if (table.find(ids[i]!) < 0) table.add({ id: ids[i]!, address: 'a' }, 0)
+    assert.is(table.size, 160)
+    for (let i = 0; i < 50; i++) table.remove(table.find(ids[i]!))
+    table.compact()
+    assert.is(table.size, 110)
+  }
+  swing()
   const capacity = table.capacity
-  assert.is(table.size, 160)
-  for (let i = 0; i < 50; i++) table.remove(table.find(ids[i]!))
-  table.compact()
-  assert.is(table.capacity, capacity)
+  assert.ok(capacity >= 160 && capacity <= (7 * 110) / 4)
+  for (let round = 0; round < 10; round++) {
+    swing()
+    assert.is(table.capacity, capacity)
+  }
+})
+
+test('a small table whose records come and go keeps its storage', () => {
+  // A joiner's first records number a few dozen and swing as probes settle and spares are pruned:
+  // the storage stays at its first size rather than growing and shrinking with each swing.
+  const table = new PeerTable()
+  const ids: Id[] = []
+  for (let i = 0; i < 60; i++) ids.push(Id.fromWords(i, 5, i * 7, -i))
+  const capacity = table.capacity
+  for (let round = 0; round < 20; round++) {
+    for (let i = 0; i < 60; i++) if (table.find(ids[i]!) < 0) table.add({ id: ids[i]!, address: 'a' }, 0)
+    for (let i = 20; i < 60; i++) table.remove(table.find(ids[i]!))
+    table.compact()
+    assert.is(table.size, 20)
+    assert.is(table.capacity, capacity)
+  }
 })
 
 test.run()
