@@ -22,10 +22,9 @@ const MB = 1024 * 1024
 /**
  * The child's semi-space size in MB (Node's default is 16). A run large enough to need the child keeps
  * many messages and probe records in flight; with a larger young generation they die there instead
- * of being promoted to the old generation, which then needs fewer and shorter full collections
- * (BENCHMARKS.md: 128 MB took 0.95 of the time of 64 MB at 100,000 nodes, for 143 MB more peak RSS).
+ * of being promoted to the old generation, which then needs fewer and shorter full collections.
  */
-const SEMI_SPACE_MB = 128
+const SEMI_SPACE_MB = 64
 
 /**
  * The Node options of the child: this process's own, then the heap limit (the last of two settings

@@ -321,11 +321,11 @@ test('sim with a heap too small for the run: it runs again in a child with a lar
   assert.equal(a, b)
 })
 
-test('the larger-heap child: heap limit raised, 128 MB semi-space unless one was given', () => {
+test('the larger-heap child: heap limit raised, 64 MB semi-space unless one was given', () => {
   assert.equal(childExecArgv(['--conditions=source'], '', 9000), [
     '--conditions=source',
     '--max-old-space-size=9000',
-    '--max-semi-space-size=128',
+    '--max-semi-space-size=64',
   ])
   // A semi-space chosen on the command line or in NODE_OPTIONS is the user's, and stays.
   assert.equal(childExecArgv(['--max-semi-space-size=32'], '', 9000), [
