@@ -219,6 +219,8 @@ test('a small table whose records come and go keeps its storage', () => {
   const capacity = table.capacity
   for (let round = 0; round < 20; round++) {
     for (let i = 0; i < 60; i++) if (table.find(ids[i]!) < 0) table.add({ id: ids[i]!, address: 'a' }, 0)
+    // Neither grown at the top of the swing nor shrunk at its bottom.
+    assert.is(table.capacity, capacity)
     for (let i = 20; i < 60; i++) table.remove(table.find(ids[i]!))
     table.compact()
     assert.is(table.size, 20)
