@@ -4,7 +4,16 @@
 // replays them (convention 7).
 
 import { readdirSync, readFileSync } from 'node:fs'
-import { createRng, encodeMessage, Id, type Message, type NodeHandle, type Rng, randomId } from '@pastry/core'
+import {
+  createRng,
+  encodeMessage,
+  Id,
+  MESSAGES,
+  type Message,
+  type NodeHandle,
+  type Rng,
+  randomId,
+} from '@pastry/core'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import {
@@ -15,7 +24,7 @@ import {
   Oracle,
   QueueFullError,
 } from '../src/sim/index.js'
-import { sizedHandle } from '../src/sim/size.js'
+import { interpretedMessageSize, sizedHandle } from '../src/sim/size.js'
 import { TimerHeap } from '../src/sim/timers.js'
 import { SEED } from './_seed.js'
 
@@ -445,7 +454,10 @@ test('messageSize equals the encoded frame length for every message type', () =>
     { type: 'announceAck', from, accepted: true, leafSet: [] },
     { type: 'heartbeat', from },
     { type: 'heartbeat', from, leafSet },
+    { type: 'heartbeat', from, rttMicros: 1_500_000 },
+    { type: 'heartbeat', from, leafSet: leafSet.slice(0, 9), rttMicros: 12 },
     { type: 'probe', from, nonce: 0xffffffff },
+    { type: 'probe', from, nonce: 24, leafSet },
     { type: 'probeReply', from, nonce: 23, leafSet: leafSet.slice(0, 3) },
     { type: 'leafSetRequest', from },
     { type: 'leafSetReply', from, leafSet },
@@ -454,8 +466,19 @@ test('messageSize equals the encoded frame length for every message type', () =>
     { type: 'leave', from, leafSet },
     { type: 'direct', from, app: 'x'.repeat(64), payload: new Uint8Array(23) },
     { type: 'direct', from, app: '😀'.repeat(10), payload: new Uint8Array(24) },
+    { type: 'indirectProbe', from, nonce: 300, target: leafSet[4]! },
+    { type: 'indirectProbeReply', from, nonce: 2 ** 31, target: randomId(rng), alive: false },
   ]
-  for (const m of messages) assert.is(messageSize(m), encodeMessage(m).length, m.type)
+  // Every type of the catalogue is here, so that a new type cannot miss the check.
+  assert.equal([...new Set(messages.map((m) => m.type))].sort(), Object.keys(MESSAGES).sort())
+  for (const m of messages) {
+    const length = encodeMessage(m).length
+    assert.is(messageSize(m), length, m.type)
+    // The compiled walk and the interpreted one agree.
+    assert.is(interpretedMessageSize(m), length, m.type)
+  }
+  // A type outside the catalogue counts nothing rather than throwing.
+  assert.is(messageSize({ type: 'nonsense', from } as unknown as Message), 0)
 })
 
 test("messageSize counts the simulator's sized handles exactly, and they look like plain ones", () => {

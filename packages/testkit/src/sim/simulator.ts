@@ -39,8 +39,9 @@
  * `encodeMessage` at the sender and `decodeMessage` at the receiver, so the codec is exercised and
  * bytes are real.
  *
- * Path delay for RDP. A lookup issued by `route()` opens a *flow* named by (origin address, key),
- * which every hop of the routed message carries unchanged whatever the node does with msgIds. Each
+ * Path delay for RDP. A lookup issued by `route()` opens a *flow*, found by the msgId that every hop
+ * of the routed message carries (the oracle matches deliveries to lookups by the same msgId) and
+ * checked against the message's origin and key; a retry's msgId joins its lookup's flow. Each
  * `route` transmission of a flow carries the sender's path delay plus the link's; on arrival it
  * becomes the receiver's path delay. At the first delivery, RDP = path delay / latency(origin,
  * deliverer). Flows are dropped at delivery and capped at `maxTrackedFlows` (oldest evicted).
@@ -352,9 +353,17 @@ function parseSimAddress(a: string): number {
   return n
 }
 
+/**
+ * One lookup's path delays, for its RDP. Found by the msgId of its messages (numbers: cheaper per
+ * hop than a key built from the origin and the routed key); a retry's msgId finds the same flow.
+ */
 interface Flow {
   readonly lookup: number
   readonly origin: number
+  readonly originAddress: string
+  readonly key: Id
+  /** The msgIds this flow is found by: the lookup's, then its retries'. */
+  readonly msgIds: number[]
   readonly at: number[]
   readonly delay: number[]
 }
@@ -443,7 +452,7 @@ export class Simulator<N extends SimNode = SimNode> {
   #spinCount = 0
   readonly #failures: SimulationError[] = []
   // Flows, events, churn.
-  readonly #flows = new Map<string, Flow>()
+  readonly #flows = new Map<number, Flow>()
   readonly #maxFlows: number
   /**
    * Node events counted by type, in order of first appearance: two arrays scanned by identity (a
@@ -688,17 +697,27 @@ export class Simulator<N extends SimNode = SimNode> {
       const msgId = node.route(this.#now, key, app, payload)
       if (retryOf !== undefined) {
         this.oracle.retry(retryOf, from, msgId)
+        // The retry's hops extend the first attempt's flow.
+        const flow = this.#flows.get(this.oracle.lookup(retryOf).msgId)
+        if (flow !== undefined && flow.lookup === retryOf && !this.#flows.has(msgId)) {
+          flow.msgIds.push(msgId)
+          this.#trackFlow(msgId, flow)
+        }
         this.#afterInput(from, node)
         return msgId
       }
       const lookup = this.oracle.issue(from, msgId, key, this.#now)
-      const fk = `${this.#addresses[from]!}|${key.toHex()}`
-      if (this.#maxFlows > 0 && !this.#flows.has(fk)) {
-        if (this.#flows.size >= this.#maxFlows) {
-          const oldest = this.#flows.keys().next()
-          if (oldest.done !== true) this.#flows.delete(oldest.value)
-        }
-        this.#flows.set(fk, { lookup, origin: from, at: [], delay: [] })
+      if (this.#maxFlows > 0 && !this.#flows.has(msgId)) {
+        const address = this.#addresses[from]!
+        this.#trackFlow(msgId, {
+          lookup,
+          origin: from,
+          originAddress: address,
+          key,
+          msgIds: [msgId],
+          at: [],
+          delay: [],
+        })
       }
       this.#afterInput(from, node)
       return msgId
@@ -1195,10 +1214,9 @@ export class Simulator<N extends SimNode = SimNode> {
     const k = this.oracle.recordDelivery(i, this.#active[i] === 1, origin, e.msgId, e.key, this.#now, e.hops)
     if (k < 0) return
     this.metrics.recordHops(e.hops)
-    const fk = `${originAddress}|${e.key.toHex()}`
-    const flow = this.#flows.get(fk)
+    const flow = this.#flows.get(e.msgId)
     if (flow === undefined || flow.lookup !== k) return
-    this.#flows.delete(fk)
+    for (const msgId of flow.msgIds) if (this.#flows.get(msgId) === flow) this.#flows.delete(msgId)
     if (i === origin) return
     const at = flow.at.indexOf(i)
     if (at < 0) return
@@ -1206,10 +1224,28 @@ export class Simulator<N extends SimNode = SimNode> {
     if (direct > 0) this.metrics.recordRdp(flow.delay[at]! / direct)
   }
 
+  /** Adds `flow` under `msgId`, first dropping the oldest entry when the map is at its bound. */
+  #trackFlow(msgId: number, flow: Flow): void {
+    if (this.#flows.size >= this.#maxFlows) {
+      const oldest = this.#flows.keys().next()
+      if (oldest.done !== true) this.#flows.delete(oldest.value)
+    }
+    this.#flows.set(msgId, flow)
+  }
+
+  /** The flow a `route` message belongs to, or undefined. */
+  #flowOf(message: Message): Flow | undefined {
+    if (message.type !== 'route') return undefined
+    const flow = this.#flows.get(message.msgId)
+    // A msgId is 53 random bits, so another origin's message almost never shares it; check anyway.
+    if (flow === undefined || flow.originAddress !== message.origin.address || !flow.key.equals(message.key))
+      return undefined
+    return flow
+  }
+
   /** The path delay at `from` of the flow a `route` message belongs to; NaN when untracked. */
   #flowBase(from: number, message: Message): number {
-    if (message.type !== 'route') return Number.NaN
-    const flow = this.#flows.get(`${message.origin.address}|${message.key.toHex()}`)
+    const flow = this.#flowOf(message)
     if (flow === undefined) return Number.NaN
     const at = flow.at.indexOf(from)
     if (at >= 0) return flow.delay[at]!
@@ -1217,8 +1253,7 @@ export class Simulator<N extends SimNode = SimNode> {
   }
 
   #flowArrive(to: number, message: Message, delay: number): void {
-    if (message.type !== 'route') return
-    const flow = this.#flows.get(`${message.origin.address}|${message.key.toHex()}`)
+    const flow = this.#flowOf(message)
     if (flow === undefined) return
     const at = flow.at.indexOf(to)
     if (at >= 0) flow.delay[at] = delay

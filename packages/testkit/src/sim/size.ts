@@ -13,6 +13,14 @@
  * replies) until it changes, so the size of a list of handles is remembered per array in a WeakMap.
  * This relies on the simulator's contract (contract.ts): a message, and every array in it, does not
  * change once sent. Lists shorter than a leaf set's half are measured each time instead.
+ *
+ * Speed. The simulator sizes every message it carries, so the walk is compiled once per message
+ * type, when this module loads, into a function that reads that type's fields by name: each read
+ * then sees one object shape instead of all of them, and no spec is interpreted per message. A
+ * walk by keys (`message[name]` for every name in the catalogue) took about a tenth of a
+ * 10,000-node join's wall time. The compiled functions are built from the catalogue alone (field
+ * names are checked to be plain identifiers); where code cannot be compiled (a Content Security
+ * Policy that forbids it), the interpreted walk is used, with the same result.
  */
 import { MESSAGES, type Message } from '@pastry/core'
 
@@ -141,11 +149,8 @@ function fieldSize(spec: Spec, v: unknown): number {
   }
 }
 
-/**
- * The encoded size in bytes of `message`, without encoding it. Call it to count bytes when messages
- * are passed as objects; equal to `encodeMessage(message).length` for any valid message.
- */
-export function messageSize(message: Message): number {
+/** The interpreted walk: the size of any message whose type is in the catalogue. */
+function walkSize(message: Message): number {
   const layout = LAYOUT[message.type]
   if (layout === undefined) return 0
   const m = message as unknown as { readonly [name: string]: unknown }
@@ -154,4 +159,69 @@ export function messageSize(message: Message): number {
   let n = head(3 + names.length) + 1 + 1 + handleSize(message.from)
   for (let i = 0; i < names.length; i++) n += fieldSize(specs[i]!, m[names[i]!])
   return n
+}
+
+const IDENTIFIER = /^[A-Za-z_$][\w$]*$/
+
+/**
+ * A JavaScript expression for the size of the value that expression `v` yields under `spec`.
+ * Kinds without a direct form go through `fieldSize` with the spec passed in as `specs[k]`.
+ */
+function sizeExpression(spec: Spec, v: string, specs: Spec[]): string {
+  switch (spec.kind) {
+    case 'uint':
+      return `head(${v})`
+    case 'bool':
+      return '1'
+    case 'text':
+      return `textSize(${v})`
+    case 'bytes':
+      return `(head(${v}.length) + ${v}.length)`
+    case 'id':
+      return '17'
+    case 'handle':
+      return `handleSize(${v})`
+    case 'optional':
+      return `(${v} === undefined || ${v} === null ? 1 : ${sizeExpression(spec.of!, v, specs)})`
+    case 'list':
+      if (spec.of!.kind === 'handle') return `handleListSize(${v})`
+      break
+  }
+  specs.push(spec)
+  return `fieldSize(specs[${specs.length - 1}], ${v})`
+}
+
+/** The walk for one message type, compiled; undefined when code cannot be compiled here. */
+function compile(type: string): ((message: Message) => number) | undefined {
+  const { names, specs } = LAYOUT[type]!
+  if (!names.every((name) => IDENTIFIER.test(name))) return undefined
+  const passed: Spec[] = []
+  const terms = names.map((name, i) => sizeExpression(specs[i]!, `m.${name}`, passed))
+  const fixed = head(3 + names.length) + 1 + 1
+  const body = `return function (m) { return ${[String(fixed), 'handleSize(m.from)', ...terms].join(' + ')} }`
+  try {
+    const make = new Function('head', 'textSize', 'handleSize', 'handleListSize', 'fieldSize', 'specs', body)
+    return make(head, textSize, handleSize, handleListSize, fieldSize, passed) as (message: Message) => number
+  } catch {
+    return undefined
+  }
+}
+
+/** Per message type, its compiled walk (or the interpreted one). */
+const SIZERS = new Map<string, (message: Message) => number>()
+for (const type of Object.keys(LAYOUT)) SIZERS.set(type, compile(type) ?? walkSize)
+
+/**
+ * The encoded size in bytes of `message`, without encoding it. Call it to count bytes when messages
+ * are passed as objects; equal to `encodeMessage(message).length` for any valid message, and 0 for
+ * a type outside the catalogue.
+ */
+export function messageSize(message: Message): number {
+  const size = SIZERS.get(message.type)
+  return size === undefined ? 0 : size(message)
+}
+
+/** {@link messageSize} computed by interpreting the catalogue for every field: the reference the tests hold the compiled walks to. */
+export function interpretedMessageSize(message: Message): number {
+  return walkSize(message)
 }
