@@ -9,8 +9,10 @@ import {
   CREATED,
   IN_LEAF_SET,
   LAST_HEARD,
+  MAX_PROBE_INFO,
   PeerTable,
   PROBE_NONCE,
+  PROBE_SENT_AT,
   SRTT,
   SUSPECTED,
   VERSION_SENT,
@@ -26,6 +28,11 @@ interface ModelRecord {
   created: number
   nonce: number
   version: number
+  /** The information and send time kept with the probe in flight (0 and NaN for none). */
+  info: number
+  sentAt: number
+  /** The record's slot, followed through compaction by `compact`'s answer. */
+  slot: number
 }
 
 type Op =
@@ -34,6 +41,9 @@ type Op =
   | { set: [number, number] }
   | { nonce: [number, number] }
   | { flag: [number, number] }
+  | { probe: [number, number, number] }
+  | { info: [number, number] }
+  | { unprobe: number }
   | { readdress: number }
   | { compact: true }
 
@@ -62,6 +72,18 @@ const op: fc.Arbitrary<Op> = fc.oneof(
       .tuple(fc.nat(pool.length - 1), fc.oneof(fc.constant(-1), fc.constant(0xffffffff), fc.nat(0xffffffff)))
       .map((nonce) => ({ nonce })),
   },
+  {
+    weight: 2,
+    // A probe's nonce, the information kept with it, and when it was sent.
+    arbitrary: fc
+      .tuple(fc.nat(pool.length - 1), fc.nat(0xffffffff), fc.nat(MAX_PROBE_INFO))
+      .map((probe) => ({ probe })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.tuple(fc.nat(pool.length - 1), fc.nat(MAX_PROBE_INFO)).map((info) => ({ info })),
+  },
+  { weight: 1, arbitrary: fc.nat(pool.length - 1).map((unprobe) => ({ unprobe })) },
   { weight: 1, arbitrary: fc.nat(pool.length - 1).map((readdress) => ({ readdress })) },
   { weight: 1, arbitrary: fc.constant({ compact: true as const }) },
 )
@@ -94,6 +116,9 @@ test(`the peer table finds, updates and drops records as a map would, across gro
               created: created++,
               nonce: -1,
               version: -1,
+              info: 0,
+              sentAt: Number.NaN,
+              slot: s,
             })
             assert.is(table.find(id), s)
           }
@@ -125,6 +150,35 @@ test(`the peer table finds, updates and drops records as a map would, across gro
             table.set(s, VERSION_SENT, nonce < 0 ? -1 : nonce % 1000)
             r.nonce = nonce
             r.version = nonce < 0 ? -1 : nonce % 1000
+            // Clearing the nonce ends the probe; setting one keeps whatever information was kept.
+            if (nonce < 0) r.info = 0
+          }
+        } else if ('probe' in o) {
+          const [i, nonce, info] = o.probe
+          const s = table.find(pool[i]!)
+          const r = model.get(pool[i]!.toHex())
+          if (s >= 0 && r !== undefined) {
+            table.setProbe(s, nonce, now + 0.25, info)
+            r.nonce = nonce
+            r.info = info
+            r.sentAt = now + 0.25
+          }
+        } else if ('info' in o) {
+          const [i, info] = o.info
+          const s = table.find(pool[i]!)
+          const r = model.get(pool[i]!.toHex())
+          if (s >= 0 && r !== undefined) {
+            table.setProbeInfo(s, info)
+            // Only a probe in flight keeps information.
+            if (r.nonce >= 0) r.info = info
+          }
+        } else if ('unprobe' in o) {
+          const s = table.find(pool[o.unprobe]!)
+          const r = model.get(pool[o.unprobe]!.toHex())
+          if (s >= 0 && r !== undefined) {
+            table.clearProbe(s)
+            r.nonce = -1
+            r.info = 0
           }
         } else if ('flag' in o) {
           const [i, bit] = o.flag
@@ -142,7 +196,9 @@ test(`the peer table finds, updates and drops records as a map would, across gro
             table.setHandle(s, r.handle)
           }
         } else {
-          table.compact()
+          const moved = table.compact()
+          // When it renumbers, it says where every record went.
+          if (moved !== undefined) for (const r of model.values()) r.slot = moved[r.slot]!
           // Compaction leaves the storage between the records and 7/4 of them (or a small floor).
           assert.ok(table.capacity >= table.size)
           assert.ok(table.capacity <= Math.max(64, (7 * table.size) / 4))
@@ -162,7 +218,10 @@ test(`the peer table finds, updates and drops records as a map would, across gro
           continue
         }
         assert.ok(s >= 0)
+        assert.is(s, r.slot)
         assert.is(table.handle(s), r.handle)
+        assert.is(table.probeInfo(s), r.info)
+        if (r.nonce >= 0) assert.ok(Object.is(table.get(s, PROBE_SENT_AT), r.sentAt))
         assert.is(table.get(s, LAST_HEARD), r.heard)
         assert.ok(Object.is(table.get(s, SRTT), r.srtt)) // NaN until measured
         assert.is(table.flags(s), r.flags)
@@ -187,11 +246,35 @@ test('a burst of records grows the table, and compaction gives the room back onc
   }
   assert.is(table.size, 500)
   assert.equal(capacities, [64, 96, 144, 224, 336, 512])
-  for (let i = 0; i < 480; i++) table.remove(table.find(ids[i]!))
-  table.compact()
+  // Remove all but every 25th record; the survivors keep a probe in flight each.
+  const before = new Map<number, number>()
+  for (let i = 0; i < 500; i++) {
+    const s = table.find(ids[i]!)
+    if (i % 25 === 7) {
+      table.setProbe(s, 0xfffffff0 + (i % 16), i + 0.5, MAX_PROBE_INFO - i)
+      before.set(i, s)
+    } else table.remove(s)
+  }
+  const moved = table.compact()
   assert.is(table.size, 20)
   assert.is(table.capacity, 64)
-  for (let i = 480; i < 500; i++) assert.is(table.handle(table.find(ids[i]!)).id, ids[i])
+  // Compaction says where each record went, and the probe went with it.
+  assert.ok(moved !== undefined)
+  for (const [i, old] of before) {
+    const s = table.find(ids[i]!)
+    assert.is(moved[old], s)
+    assert.is(table.handle(s).id, ids[i])
+    assert.is(table.get(s, PROBE_NONCE), 0xfffffff0 + (i % 16))
+    assert.is(table.get(s, PROBE_SENT_AT), i + 0.5)
+    assert.is(table.probeInfo(s), MAX_PROBE_INFO - i)
+  }
+  assert.is(moved.filter((to) => to >= 0).length, 20)
+  // A table with nothing to give back says so.
+  assert.is(table.compact(), undefined)
+  // The last 20 records instead, for what follows.
+  for (const i of before.keys()) table.remove(table.find(ids[i]!))
+  for (let i = 480; i < 500; i++) table.add({ id: ids[i]!, address: 'a' }, 0)
+  assert.is(table.capacity, 64)
   // A settled table whose spare records come and go keeps its storage: no shrink-and-grow on
   // every tick. After the first swing has fitted the storage, it stays put.
   const swing = () => {

@@ -177,6 +177,18 @@ export class DeadlineHeap {
     return this.#topKey
   }
 
+  /**
+   * Replaces the key of every deadline of `kind` with `map(key)` (an integer of at most 53 bits),
+   * in place: keys do not order the heap. For an owner whose keys name things that have been
+   * renumbered.
+   */
+  rekey(kind: DeadlineKind, map: (key: number) => number): void {
+    const code = KIND_CODE[kind]
+    const h = this.#h
+    for (let o = 0; o < this.#size * W; o += W) if (h[o + 2] === code) h[o + 3] = map(h[o + 3]!)
+    if (this.#size > 0) this.#headKey = h[3]!
+  }
+
   /** Drops every deadline and gives back the storage. */
   clear(): void {
     this.#h = new Float64Array(INITIAL_ENTRIES * W)

@@ -94,6 +94,7 @@ import {
   LAST_SENT,
   PeerTable,
   PROBE_NONCE,
+  PROBE_SENT_AT,
   RTTVAR,
   SRTT,
   SUSPECTED,
@@ -181,15 +182,20 @@ const WITH_LEAF_SET = SUSPECT | RECOVER | LEAF_CANDIDATE
 /** The purposes in the order a retried probe re-asks for them, after the one that sent it. */
 const PURPOSES = [SUSPECT, CHECK, CANDIDATE, LEAF_CANDIDATE, RECOVER] as const
 
-interface Probe {
-  readonly nonce: number
-  readonly peer: NodeHandle
-  readonly sentAt: number
-  readonly attempt: number
-  /** The purpose that sent the probe. */
-  readonly first: number
-  /** Every purpose it serves, as bits. */
-  purposes: number
+/*
+ * A probe in flight lives in its peer's record (`PeerTable.setProbe`): its nonce, when it was sent,
+ * and one number packing every purpose it serves (bits 0-6), the purpose that sent it (bits 7-13)
+ * and its attempt (bits 14-20; at most `probeRetries`, 100). Its timeout's key names the record's
+ * slot and the nonce, `slot × 2^32 + nonce`; `#prunePeers` renames the keys when compaction
+ * renumbers the slots. So sending a probe allocates nothing but its message.
+ */
+const PURPOSE_BITS = 0x7f
+const FIRST_SHIFT = 7
+const ATTEMPT_SHIFT = 14
+const SLOT_FACTOR = 2 ** 32
+
+function packProbe(purposes: number, first: number, attempt: number): number {
+  return purposes | (first << FIRST_SHIFT) | (attempt << ATTEMPT_SHIFT)
 }
 
 /** A routed message as this node holds it: JOINs and application messages alike. */
@@ -306,7 +312,8 @@ export class PastryNode implements ProtocolNode {
       left: boolean
     }
   >
-  readonly #probes = new Map<number, Probe>()
+  /** Probes in flight (each in its peer's record). */
+  #probesInFlight = 0
   /**
    * Second opinions this node waits for, by nonce: a suspected leaf that answered none of its
    * probes, and the helpers still to answer (see `#askOthers`). At most one per leaf.
@@ -823,7 +830,7 @@ export class PastryNode implements ProtocolNode {
       const key = deadlines.peekKey()
       switch (deadlines.peekKind()) {
         case 'probe':
-          if (this.#probes.has(key)) return
+          if (this.#probeSlot(key) >= 0) return
           break
         case 'indirect':
           if (this.#indirect.has(key)) return
@@ -869,7 +876,8 @@ export class PastryNode implements ProtocolNode {
     this.#state = 'closed'
     this.#emit({ type: 'stateChanged', from, to: 'closed' })
     this.#deadlines.clear()
-    this.#probes.clear()
+    this.#probesInFlight = 0
+    for (let s = 0; s < this.#peers.highWater; s++) if (this.#peers.inUse(s)) this.#peers.clearProbe(s)
     this.#indirect.clear()
     this.#vouching.clear()
     this.#announced.clear()
@@ -1608,8 +1616,15 @@ export class PastryNode implements ProtocolNode {
         }
       }
     }
-    // A join pins many records for a while (probes in flight); give the room back after.
-    peers.compact()
+    // A join pins many records for a while (probes in flight); give the room back after. The
+    // probes' timeouts name their records' slots, which compaction renumbers.
+    const moved = peers.compact()
+    if (moved !== undefined)
+      this.#deadlines.rekey('probe', (key) => {
+        const s = Math.floor(key / SLOT_FACTOR)
+        const to = s >= 0 && s < moved.length ? moved[s]! : -1
+        return to < 0 ? -1 : to * SLOT_FACTOR + (key - s * SLOT_FACTOR)
+      })
   }
 
   /** The slot of a peer's record, made if new. A changed address replaces the stored handle. */
@@ -2100,17 +2115,14 @@ export class PastryNode implements ProtocolNode {
   #probe(now: number, n: NodeHandle, purpose: number, attempt = 0): void {
     const peers = this.#peers
     const s = this.#slot(n)
-    const inFlight = peers.get(s, PROBE_NONCE)
-    if (inFlight >= 0) {
-      const probe = this.#probes.get(inFlight)
-      if (probe !== undefined) probe.purposes |= purpose
+    if (peers.get(s, PROBE_NONCE) >= 0) {
+      peers.setProbeInfo(s, peers.probeInfo(s) | purpose)
       return
     }
-    if (purpose !== SUSPECT && this.#probes.size >= this.config.maxProbesInFlight) return
-    let nonce = this.#rng.u32()
-    while (this.#probes.has(nonce)) nonce = this.#rng.u32()
-    peers.set(s, PROBE_NONCE, nonce)
-    this.#probes.set(nonce, { nonce, peer: n, sentAt: now, attempt, first: purpose, purposes: purpose })
+    if (purpose !== SUSPECT && this.#probesInFlight >= this.config.maxProbesInFlight) return
+    const nonce = this.#rng.u32()
+    peers.setProbe(s, nonce, now, packProbe(purpose, purpose, attempt))
+    this.#probesInFlight++
     this.#transmit(
       now,
       n.address,
@@ -2119,19 +2131,29 @@ export class PastryNode implements ProtocolNode {
         ? { type: 'probe', from: this.handle, nonce, leafSet: this.#leafMembers() }
         : { type: 'probe', from: this.handle, nonce },
     )
-    this.#deadlines.push(now + this.config.probeTimeoutMs, 'probe', nonce)
+    this.#deadlines.push(now + this.config.probeTimeoutMs, 'probe', s * SLOT_FACTOR + nonce)
+  }
+
+  /** The slot of the record whose probe a timeout's key names, if that probe is still in flight; else -1. */
+  #probeSlot(key: number): number {
+    const s = Math.floor(key / SLOT_FACTOR)
+    const peers = this.#peers
+    if (s < 0 || s >= peers.highWater || !peers.inUse(s)) return -1
+    return peers.get(s, PROBE_NONCE) === key - s * SLOT_FACTOR ? s : -1
   }
 
   #onProbeReply(now: number, message: MessageOf<'probeReply'>): void {
-    const probe = this.#probes.get(message.nonce)
-    if (probe === undefined || !probe.peer.id.equals(message.from.id)) return
-    this.#probes.delete(message.nonce)
+    const peers = this.#peers
+    const found = peers.find(message.from.id)
+    if (found < 0 || peers.get(found, PROBE_NONCE) !== message.nonce) return
+    const purposes = peers.probeInfo(found) & PURPOSE_BITS
+    const sentAt = peers.get(found, PROBE_SENT_AT)
+    peers.clearProbe(found)
+    this.#probesInFlight--
     const s = this.#slot(message.from)
-    this.#peers.set(s, PROBE_NONCE, -1)
-    this.#rttSample(s, now - probe.sentAt)
-    const rtt = this.#peers.get(s, SRTT)
+    this.#rttSample(s, now - sentAt)
+    const rtt = peers.get(s, SRTT)
     const n = message.from
-    const purposes = probe.purposes
     if ((purposes & (LEAF_CANDIDATE | RECOVER)) !== 0) this.#insertLeaf(now, n)
     if ((purposes & (CANDIDATE | LEAF_CANDIDATE | RECOVER)) !== 0) {
       this.#rtInsert(n, rtt)
@@ -2143,43 +2165,41 @@ export class PastryNode implements ProtocolNode {
     if ((purposes & VOUCH) !== 0) this.#vouch(now, n, true)
   }
 
-  #onProbeTimeout(now: number, nonce: number): void {
-    const probe = this.#probes.get(nonce)
-    if (probe === undefined) return
-    this.#probes.delete(nonce)
-    const s = this.#slot(probe.peer)
-    this.#peers.set(s, PROBE_NONCE, -1)
-    let purposes = probe.purposes
+  #onProbeTimeout(now: number, key: number): void {
+    const s = this.#probeSlot(key)
+    if (s < 0) return
+    const peers = this.#peers
+    const info = peers.probeInfo(s)
+    const sentAt = peers.get(s, PROBE_SENT_AT)
+    const peer = peers.handle(s)
+    peers.clearProbe(s)
+    this.#probesInFlight--
+    const attempt = info >>> ATTEMPT_SHIFT
+    const sentFirst = (info >>> FIRST_SHIFT) & PURPOSE_BITS
+    let purposes = info & PURPOSE_BITS
     // Those who asked for this probe hear of its silence now; it is not repeated for them.
     if ((purposes & VOUCH) !== 0) {
       purposes &= ~VOUCH
-      this.#vouch(now, probe.peer, false)
+      this.#vouch(now, peer, false)
     }
     // Anything heard from a suspected node since clears the suspicion (`#heard`): it is alive, even
     // if every probe or its answer was lost, and must not be declared failed.
-    if ((purposes & SUSPECT) !== 0 && (this.#peers.flags(s) & SUSPECTED) === 0) purposes &= ~SUSPECT
+    if ((purposes & SUSPECT) !== 0 && (peers.flags(s) & SUSPECTED) === 0) purposes &= ~SUSPECT
     // A checked entry heard from since the check began is alive.
-    if (
-      (purposes & CHECK) !== 0 &&
-      this.#peers.get(s, LAST_HEARD) >= probe.sentAt - probe.attempt * this.config.probeTimeoutMs
-    )
+    if ((purposes & CHECK) !== 0 && peers.get(s, LAST_HEARD) >= sentAt - attempt * this.config.probeTimeoutMs)
       purposes &= ~CHECK
-    if (probe.attempt < this.config.probeRetries && (purposes & (SUSPECT | LEAF_CANDIDATE | CHECK)) !== 0) {
+    if (attempt < this.config.probeRetries && (purposes & (SUSPECT | LEAF_CANDIDATE | CHECK)) !== 0) {
       // Asked again for every purpose, the one that sent it first.
-      const first = (purposes & probe.first) !== 0 ? probe.first : PURPOSES.find((p) => (purposes & p) !== 0)!
-      this.#probe(now, probe.peer, first, probe.attempt + 1)
+      const first = (purposes & sentFirst) !== 0 ? sentFirst : PURPOSES.find((p) => (purposes & p) !== 0)!
+      this.#probe(now, peer, first, attempt + 1)
       for (const purpose of PURPOSES) {
-        if ((purposes & purpose) !== 0 && purpose !== first)
-          this.#probe(now, probe.peer, purpose, probe.attempt + 1)
+        if ((purposes & purpose) !== 0 && purpose !== first) this.#probe(now, peer, purpose, attempt + 1)
       }
       return
     }
-    if (
-      (purposes & (SUSPECT | CHECK)) !== 0 &&
-      !((purposes & SUSPECT) !== 0 && this.#askOthers(now, probe.peer))
-    )
-      this.#declareFailed(now, probe.peer)
-    if ((purposes & SEEK) !== 0) this.#onSeekMeasured(now, probe.peer, Number.POSITIVE_INFINITY)
+    if ((purposes & (SUSPECT | CHECK)) !== 0 && !((purposes & SUSPECT) !== 0 && this.#askOthers(now, peer)))
+      this.#declareFailed(now, peer)
+    if ((purposes & SEEK) !== 0) this.#onSeekMeasured(now, peer, Number.POSITIVE_INFINITY)
   }
 
   /**
@@ -2468,25 +2488,18 @@ export class PastryNode implements ProtocolNode {
   #probeRecovery(now: number, n: NodeHandle): void {
     // The failed mark stays until the node answers; the probe does not count as hearing from it.
     const s = this.#slot(n)
-    if (this.#peers.get(s, PROBE_NONCE) >= 0) return
-    let nonce = this.#rng.u32()
-    while (this.#probes.has(nonce)) nonce = this.#rng.u32()
-    this.#peers.set(s, PROBE_NONCE, nonce)
-    this.#probes.set(nonce, {
-      nonce,
-      peer: n,
-      sentAt: now,
-      attempt: this.config.probeRetries,
-      first: RECOVER,
-      purposes: RECOVER,
-    })
+    const peers = this.#peers
+    if (peers.get(s, PROBE_NONCE) >= 0) return
+    const nonce = this.#rng.u32()
+    peers.setProbe(s, nonce, now, packProbe(RECOVER, RECOVER, this.config.probeRetries))
+    this.#probesInFlight++
     this.#transmit(now, n.address, n, {
       type: 'probe',
       from: this.handle,
       nonce,
       leafSet: this.#leafMembers(),
     })
-    this.#deadlines.push(now + this.config.probeTimeoutMs, 'probe', nonce)
+    this.#deadlines.push(now + this.config.probeTimeoutMs, 'probe', s * SLOT_FACTOR + nonce)
   }
 
   #onMaintenance(now: number): void {

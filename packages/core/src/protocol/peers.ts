@@ -6,12 +6,15 @@
  * boxes every double-valued field in a heap number of its own), and because a lookup that chases
  * pointers through objects scattered over a large heap is slow.
  *
- * A record lives in a *slot*: RECORD_WORDS doubles (72 bytes) at `slot × RECORD_WORDS` in one
- * Float64Array. The first five doubles are its times and RTTs; then come, as int32 words read
- * through an Int32Array view of the same buffer, the probe nonce, the leaf-set version sent, the
- * creation order and the flags, and last its id as four words. Its handle sits in a plain array.
- * The nonce is an unsigned 32-bit number kept in a signed word, with a flag saying whether one is
- * set. The creation order counts modulo 2^32: after four billion records made by one table, one
+ * A record lives in a *slot*: RECORD_WORDS doubles (80 bytes) at `slot × RECORD_WORDS` in one
+ * Float64Array. The first six doubles are its times and RTTs, the last of them when the probe in
+ * flight to the peer was sent; then come, as int32 words read through an Int32Array view of the
+ * same buffer, the probe nonce, the leaf-set version sent, the creation order and the flags, and
+ * last its id as four words. Its handle sits in a plain array. The nonce is an unsigned 32-bit
+ * number kept in a signed word, with a flag saying whether one is set. The flags word holds the
+ * owner's flags in its low byte and, above them, 22 bits the owner keeps with the probe in flight
+ * (`probeInfo`): a probe's whole state lives in its peer's record, so sending one allocates
+ * nothing. The creation order counts modulo 2^32: after four billion records made by one table, one
  * prune may take a newer spare record for an older one. Free slots go on a stack and are reused.
  * Records are found by id through an open-addressing hash index (linear probing, at most half
  * full, backward-shift deletion) that compares the ids stored in the records, so a lookup touches
@@ -42,6 +45,13 @@ export const IN_TABLES = IN_LEAF_SET | IN_ROUTING_TABLE | IN_NEIGHBOURHOOD
 export const SUSPECTED = 8
 /** Internal flag: the record holds a probe nonce. */
 const PROBING = 1 << 30
+/** The owner's flags: the low byte of the flags word. */
+const OWNER_FLAGS = 0xff
+/** Where the probe's information sits in the flags word, and its largest value. */
+const INFO_SHIFT = 8
+/** The largest value {@link PeerTable.setProbe} keeps with a probe: 22 bits. */
+export const MAX_PROBE_INFO = (1 << 22) - 1
+const INFO_BITS = MAX_PROBE_INFO << INFO_SHIFT
 
 // The numeric fields of a record, as offsets among its doubles.
 /** When this node first learned of the peer. */
@@ -54,20 +64,22 @@ export const LAST_SENT = 2
 export const SRTT = 3
 /** RTT variation in ms (NaN: not measured). */
 export const RTTVAR = 4
+/** When the probe in flight to the peer was sent (meaningful only while one is). */
+export const PROBE_SENT_AT = 5
 /** Nonce of the probe in flight to the peer (an unsigned 32-bit number), or -1. */
-export const PROBE_NONCE = 5
+export const PROBE_NONCE = 6
 /** The leaf-set version last sent to the peer (a 32-bit integer), or -1. */
-export const VERSION_SENT = 6
+export const VERSION_SENT = 7
 /** Creation order (modulo 2^32), for pruning oldest first. */
-export const CREATED = 7
-/** The doubles of a record: the fields up to RTTVAR. */
-const DOUBLE_FIELDS = 5
+export const CREATED = 8
+/** The doubles of a record: the fields up to PROBE_SENT_AT. */
+const DOUBLE_FIELDS = 6
 /** The int32 words of PROBE_NONCE, VERSION_SENT and CREATED, then the flags, then the id. */
 const INT_WORD = 2 * DOUBLE_FIELDS
 const FLAGS_WORD = INT_WORD + 3
 const ID_WORD = INT_WORD + 4
-/** Doubles per record: 5 fields, then 4 int32 words, then the id's 4 words. */
-const RECORD_WORDS = 9
+/** Doubles per record: 6 fields, then 4 int32 words, then the id's 4 words. */
+const RECORD_WORDS = 10
 
 const INITIAL_SLOTS = 64
 
@@ -155,6 +167,7 @@ export class PeerTable {
     num[o + LAST_SENT] = Number.NEGATIVE_INFINITY
     num[o + SRTT] = Number.NaN
     num[o + RTTVAR] = Number.NaN
+    num[o + PROBE_SENT_AT] = Number.NaN
     const id = handle.id
     const words = this.#words
     const i = o * 2 + INT_WORD
@@ -238,7 +251,7 @@ export class PeerTable {
     const o = slot * RECORD_WORDS * 2
     const words = this.#words
     if (field === PROBE_NONCE) {
-      if (value < 0) words[o + FLAGS_WORD] = words[o + FLAGS_WORD]! & ~PROBING
+      if (value < 0) words[o + FLAGS_WORD] = words[o + FLAGS_WORD]! & OWNER_FLAGS
       else {
         words[o + INT_WORD] = value | 0
         words[o + FLAGS_WORD] = words[o + FLAGS_WORD]! | PROBING
@@ -247,25 +260,61 @@ export class PeerTable {
     else if (field === CREATED) words[o + INT_WORD + 2] = value | 0
   }
 
+  /** The owner's flags of a record: eight bits, 0 for a new record. */
   flags(slot: number): number {
-    return this.#words[slot * RECORD_WORDS * 2 + FLAGS_WORD]! & ~PROBING
+    return this.#words[slot * RECORD_WORDS * 2 + FLAGS_WORD]! & OWNER_FLAGS
   }
 
+  /** Sets the owner's flags (eight bits; higher bits are ignored). */
   setFlags(slot: number, flags: number): void {
     const at = slot * RECORD_WORDS * 2 + FLAGS_WORD
-    this.#words[at] = (flags & ~PROBING) | (this.#words[at]! & PROBING)
+    this.#words[at] = (flags & OWNER_FLAGS) | (this.#words[at]! & ~OWNER_FLAGS)
+  }
+
+  /**
+   * Records a probe in flight to the peer: its nonce (an unsigned 32-bit number), when it was sent,
+   * and `info`, up to {@link MAX_PROBE_INFO}, that the owner keeps with it.
+   */
+  setProbe(slot: number, nonce: number, sentAt: number, info: number): void {
+    this.#num[slot * RECORD_WORDS + PROBE_SENT_AT] = sentAt
+    const o = slot * RECORD_WORDS * 2
+    const words = this.#words
+    words[o + INT_WORD] = nonce | 0
+    words[o + FLAGS_WORD] =
+      (words[o + FLAGS_WORD]! & OWNER_FLAGS) | PROBING | ((info & MAX_PROBE_INFO) << INFO_SHIFT)
+  }
+
+  /** The information kept with the probe in flight (0 when none is). */
+  probeInfo(slot: number): number {
+    const w = this.#words[slot * RECORD_WORDS * 2 + FLAGS_WORD]!
+    return (w & PROBING) === 0 ? 0 : (w & INFO_BITS) >>> INFO_SHIFT
+  }
+
+  /** Replaces the information kept with the probe in flight; nothing when none is. */
+  setProbeInfo(slot: number, info: number): void {
+    const at = slot * RECORD_WORDS * 2 + FLAGS_WORD
+    const w = this.#words[at]!
+    if ((w & PROBING) !== 0) this.#words[at] = (w & ~INFO_BITS) | ((info & MAX_PROBE_INFO) << INFO_SHIFT)
+  }
+
+  /** Ends the probe in flight, if any: no nonce, no information. */
+  clearProbe(slot: number): void {
+    const at = slot * RECORD_WORDS * 2 + FLAGS_WORD
+    this.#words[at] = this.#words[at]! & OWNER_FLAGS
   }
 
   /**
    * Shrinks the storage to 7/5 of the records when it holds more than 7/4 of them, renumbering the
    * records' slots (keeping their order). Call only between inputs: every slot number read before
-   * is stale. The gap between the two ratios is wider than the swing of a settled node's spare
-   * records, so such a node does not shrink and grow its storage over and over.
+   * is stale. Returns, when it renumbered, each old slot's new number (-1 for a free one), so that
+   * the owner can update slots it keeps elsewhere; otherwise undefined. The gap between the two
+   * ratios is wider than the swing of a settled node's spare records, so such a node does not
+   * shrink and grow its storage over and over.
    */
-  compact(): void {
-    if (this.#slots <= INITIAL_SLOTS || this.#slots * 4 <= this.#size * 7) return
+  compact(): Int32Array | undefined {
+    if (this.#slots <= INITIAL_SLOTS || this.#slots * 4 <= this.#size * 7) return undefined
     const target = Math.max(INITIAL_SLOTS, roundUp(Math.floor((this.#size * 7) / 5)))
-    if (target < this.#slots) this.#resize(target)
+    return target < this.#slots ? this.#resize(target) : undefined
   }
 
   /** Grows the storage by half, keeping every record in its slot. */
@@ -278,17 +327,19 @@ export class PeerTable {
     this.#reindex()
   }
 
-  /** Moves the records into storage for `slots` records, in slot order, without gaps. */
-  #resize(slots: number): void {
+  /** Moves the records into storage for `slots` records, in slot order, without gaps; returns the moves. */
+  #resize(slots: number): Int32Array {
     const old = this.#words
     const num = this.#allocate(slots)
     const words = new Int32Array(num.buffer)
     const handles: (NodeHandle | undefined)[] = []
+    const moved = new Int32Array(this.#highWater).fill(-1)
     let to = 0
     const span = RECORD_WORDS * 2
     for (let s = 0; s < this.#highWater; s++) {
       const h = this.#handles[s]
       if (h === undefined) continue
+      moved[s] = to
       // Int32 word by word: a subarray per record would be garbage, and the id and integer words
       // read as doubles could be NaNs, whose bits a copy as numbers need not keep.
       for (let w = 0, from = s * span, at = to * span; w < span; w++) words[at + w] = old[from + w]!
@@ -302,6 +353,7 @@ export class PeerTable {
     this.#highWater = to
     this.#lastId = undefined
     this.#reindex()
+    return moved
   }
 
   /**
