@@ -24,6 +24,7 @@
  */
 import { ConfigError } from '../errors.js'
 import { compareDistance, type Id, onClockwiseArc } from '../id/id.js'
+import { insertAt, removeAt } from './array.js'
 import type { HasId } from './types.js'
 
 /** The default leaf-set size L. */
@@ -311,7 +312,7 @@ export class LeafSet<N extends HasId> implements LeafSetView<N> {
       return false
     }
     if (i >= this.half) return false
-    half.splice(i, 0, node)
+    insertAt(half, i, node)
     if (half.length > this.half) half.pop()
     this.#size = -1
     // Shift the distances after i one place on (the last falls off a full half), then write Q at i.
@@ -327,7 +328,7 @@ export class LeafSet<N extends HasId> implements LeafSetView<N> {
     this.#measure(side, id)
     const i = this.#position(side)
     if (!found) return false
-    half.splice(i, 1)
+    removeAt(half, i)
     this.#size = -1
     const d = this.#dist
     const base = side === CW ? 0 : this.half * 4

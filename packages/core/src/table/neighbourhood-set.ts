@@ -9,6 +9,7 @@
  */
 import { ConfigError } from '../errors.js'
 import type { Id } from '../id/id.js'
+import { insertAt, removeAt } from './array.js'
 import type { HasId } from './types.js'
 
 /** The default neighbourhood-set size M. */
@@ -60,9 +61,9 @@ export class NeighbourhoodSet<N extends HasId> {
         this.#nodes[present] = node
         return false
       }
-      this.#nodes.splice(present, 1)
-      this.#proximity.splice(present, 1)
-      this.#key.splice(present, 1)
+      removeAt(this.#nodes, present)
+      removeAt(this.#proximity, present)
+      removeAt(this.#key, present)
       this.#place(node, proximityMs)
       return !same
     }
@@ -85,9 +86,9 @@ export class NeighbourhoodSet<N extends HasId> {
   remove(id: Id): boolean {
     const i = this.#indexOf(id)
     if (i < 0) return false
-    this.#nodes.splice(i, 1)
-    this.#proximity.splice(i, 1)
-    this.#key.splice(i, 1)
+    removeAt(this.#nodes, i)
+    removeAt(this.#proximity, i)
+    removeAt(this.#key, i)
     return true
   }
 
@@ -126,8 +127,8 @@ export class NeighbourhoodSet<N extends HasId> {
   #place(node: N, proximityMs: number): void {
     let i = this.#nodes.length
     while (i > 0 && proximityMs < this.#proximity[i - 1]!) i--
-    this.#nodes.splice(i, 0, node)
-    this.#proximity.splice(i, 0, proximityMs)
-    this.#key.splice(i, 0, node.id.w3)
+    insertAt(this.#nodes, i, node)
+    insertAt(this.#proximity, i, proximityMs)
+    insertAt(this.#key, i, node.id.w3)
   }
 }
