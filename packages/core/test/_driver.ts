@@ -113,6 +113,8 @@ export interface DriverOptions {
    * on the time, only on durations.
    */
   readonly clockOffset?: (i: number) => number
+  /** Take each node's messages with `drainTransmits` instead of `pollTransmit` (default false). */
+  readonly drainTransmits?: boolean
 }
 
 type Item =
@@ -199,6 +201,7 @@ export class Driver {
   readonly #rules = new Set<DropRule>()
   readonly #listeners = new Set<(s: Sent) => void>()
   readonly #byMsgId = new Map<number, Lookup>()
+  readonly #drainAll: boolean
 
   constructor(options: DriverOptions) {
     const root = createRng(options.seed)
@@ -206,6 +209,7 @@ export class Driver {
     const idRng = root.derive('ids')
     this.#latency = options.latency ?? defaultLatency
     this.#codec = options.codec ?? false
+    this.#drainAll = options.drainTransmits ?? false
     for (let i = 0; i < options.n; i++) {
       const id = options.ids?.[i] ?? randomId(idRng)
       const node = new PastryNode({
@@ -542,7 +546,8 @@ export class Driver {
 
   #drain(i: number): void {
     const node = this.nodes[i]!
-    for (let t = node.pollTransmit(); t !== undefined; t = node.pollTransmit()) this.#send(i, t.to, t.message)
+    if (this.#drainAll) node.drainTransmits((to, message) => this.#send(i, to, message))
+    else for (let t = node.pollTransmit(); t !== undefined; t = node.pollTransmit()) this.#send(i, t.to, t.message)
     for (let e = node.pollEvent(); e !== undefined; e = node.pollEvent()) this.#record(i, e)
     const d = node.nextDeadline()
     if (d === undefined) {

@@ -1304,8 +1304,8 @@ test(named('routing: a route message injected twice with one msgId is delivered 
 // -----------------------------------------------------------------------------------------------
 // 8. Determinism
 
-function transcriptOf(seed: string, codec: boolean): string {
-  const d = new Driver({ seed, n: 24, codec })
+function transcriptOf(seed: string, codec: boolean, drainTransmits = false): string {
+  const d = new Driver({ seed, n: 24, codec, drainTransmits })
   d.ring(20)
   d.at(d.now + 50, () => d.join(20, [3]))
   d.at(d.now + 50, () => d.join(21, [9]))
@@ -1326,7 +1326,10 @@ test(named('determinism: the same seed gives the same transcript; another seed a
   const a = transcriptOf(seedOf('det/a'), true)
   const b = transcriptOf(seedOf('det/a'), false)
   const c = transcriptOf(seedOf('det/b'), false)
+  // Nor does taking the messages with drainTransmits rather than pollTransmit.
+  const d = transcriptOf(seedOf('det/a'), false, true)
   assert.is(a, b, 'the same seed gave two transcripts (the codec must not change a run either)')
+  assert.is(d, a, 'drainTransmits handed over other messages, or in another order, than pollTransmit')
   assert.is.not(a, c, 'two seeds gave one transcript')
 })
 

@@ -258,8 +258,13 @@ export class PastryNode implements ProtocolNode {
   // room between inputs (most inputs emit something, and a new array per input is garbage), unless
   // a burst made them large.
   /** The next message out when the queue below is empty (see `#transmit`). */
-  #firstTransmit: Transmit | undefined = undefined
-  readonly #transmits: (Transmit | undefined)[] = []
+  // The outbox: the first message of a round in two fields (a node that sends one message per input
+  // then leaves the cold arrays alone), the rest in two parallel arrays from head to tail. Nothing is
+  // wrapped until `pollTransmit` asks; `drainTransmits` wraps nothing.
+  #firstTo: string | undefined = undefined
+  #firstMessage: Message | undefined = undefined
+  readonly #transmitTo: (string | undefined)[] = []
+  readonly #transmitMessage: (Message | undefined)[] = []
   #transmitHead = 0
   #transmitTail = 0
   readonly #events: (NodeEvent | undefined)[] = []
@@ -483,23 +488,64 @@ export class PastryNode implements ProtocolNode {
   // Outputs
 
   pollTransmit(): Transmit | undefined {
-    const first = this.#firstTransmit
+    const first = this.#firstMessage
     if (first !== undefined) {
-      this.#firstTransmit = undefined
-      return first
+      const to = this.#firstTo!
+      this.#firstMessage = undefined
+      this.#firstTo = undefined
+      return { to, message: first }
     }
     if (this.#transmitHead === this.#transmitTail) {
-      // The array itself is left untouched unless this round filled it past the bound (it is cold
-      // in a large simulation, and this runs after every input).
-      if (this.#transmitTail > MAX_KEPT_QUEUE) this.#transmits.length = 0
-      this.#transmitHead = 0
-      this.#transmitTail = 0
+      this.#resetOutbox()
       return undefined
     }
-    const q = this.#transmits
-    const t = q[this.#transmitHead]
-    q[this.#transmitHead++] = undefined
-    return t
+    const h = this.#transmitHead++
+    const to = this.#transmitTo[h]!
+    const message = this.#transmitMessage[h]!
+    this.#transmitTo[h] = undefined
+    this.#transmitMessage[h] = undefined
+    return { to, message }
+  }
+
+  /**
+   * Hands every message waiting to be sent to `send(address, message)`, in the order
+   * {@link pollTransmit} would return them, and leaves the outbox empty. The same as calling
+   * `pollTransmit` until it returns undefined, without an object per message: for drivers of many
+   * nodes, such as a simulator. Messages that `send` makes this node queue are handed over too.
+   */
+  drainTransmits(send: (address: string, message: Message) => void): void {
+    for (;;) {
+      const first = this.#firstMessage
+      if (first !== undefined) {
+        const to = this.#firstTo!
+        this.#firstMessage = undefined
+        this.#firstTo = undefined
+        send(to, first)
+        continue
+      }
+      if (this.#transmitHead === this.#transmitTail) {
+        this.#resetOutbox()
+        return
+      }
+      const h = this.#transmitHead++
+      const to = this.#transmitTo[h]!
+      const message = this.#transmitMessage[h]!
+      this.#transmitTo[h] = undefined
+      this.#transmitMessage[h] = undefined
+      send(to, message)
+    }
+  }
+
+  /** Empties the outbox's arrays once drained. */
+  #resetOutbox(): void {
+    // The arrays themselves are left untouched unless this round filled them past the bound (they
+    // are cold in a large simulation, and this runs after every input).
+    if (this.#transmitTail > MAX_KEPT_QUEUE) {
+      this.#transmitTo.length = 0
+      this.#transmitMessage.length = 0
+    }
+    this.#transmitHead = 0
+    this.#transmitTail = 0
   }
 
   pollEvent(): NodeEvent | undefined {
@@ -628,8 +674,10 @@ export class PastryNode implements ProtocolNode {
     for (const h of this.#held) this.#fail(h.routed, 'closed')
     this.#pending.clear()
     this.#held.length = 0
-    this.#firstTransmit = undefined
-    this.#transmits.length = 0
+    this.#firstTo = undefined
+    this.#firstMessage = undefined
+    this.#transmitTo.length = 0
+    this.#transmitMessage.length = 0
     this.#transmitHead = 0
     this.#transmitTail = 0
     this.#shutdown(this.#state)
@@ -2584,9 +2632,13 @@ export class PastryNode implements ProtocolNode {
   #transmit(now: number, address: string, to: NodeHandle | undefined, message: Message): void {
     // The first message of an input waits in a field, and only later ones in the queue: most
     // inputs send one or two, and the queue's array is cold in a large simulation.
-    if (this.#firstTransmit === undefined && this.#transmitHead === this.#transmitTail)
-      this.#firstTransmit = { to: address, message }
-    else this.#transmits[this.#transmitTail++] = { to: address, message }
+    if (this.#firstMessage === undefined && this.#transmitHead === this.#transmitTail) {
+      this.#firstTo = address
+      this.#firstMessage = message
+    } else {
+      this.#transmitTo[this.#transmitTail] = address
+      this.#transmitMessage[this.#transmitTail++] = message
+    }
     this.#counts[typeCode(message.type)]!++
     if (to !== undefined) {
       // Only a peer with a record has its sending noted: a reply to a stranger makes none.

@@ -62,6 +62,11 @@ export interface SimNode {
   route(now: number, key: Id, app: string, payload: Uint8Array): number
   leave(now: number): void
   pollTransmit(): SimTransmit | undefined
+  /**
+   * Optional: hands every queued message to `send`, as draining `pollTransmit` would, without an
+   * object per message. The simulator uses it when present (a `PastryNode` has it).
+   */
+  drainTransmits?(send: (address: string, message: Message) => void): void
   pollEvent(): SimEvent | undefined
   nextDeadline(): number | undefined
 }

@@ -453,6 +453,11 @@ export class Simulator<N extends SimNode = SimNode> {
   readonly #failures: SimulationError[] = []
   // Flows, events, churn.
   readonly #flows = new Map<number, Flow>()
+  /** The node whose outbox `#sendOut` is draining. */
+  #drainFrom = -1
+  /** `#transmit` for the node being drained, made once: the callback a node's `drainTransmits` takes. */
+  readonly #sendOut = (address: string, message: Message): void =>
+    this.#transmit(this.#drainFrom, address, message)
   readonly #maxFlows: number
   /**
    * Node events counted by type, in order of first appearance: two arrays scanned by identity (a
@@ -1109,8 +1114,13 @@ export class Simulator<N extends SimNode = SimNode> {
   #afterInput(i: number, node: N): void {
     this.#syncActive(i, node.state)
     const nodes = this.#nodes
-    let t: SimTransmit | undefined
-    while (nodes[i] === node && (t = node.pollTransmit()) !== undefined) this.#transmit(i, t)
+    if (node.drainTransmits !== undefined) {
+      this.#drainFrom = i
+      node.drainTransmits(this.#sendOut)
+    } else {
+      let t: SimTransmit | undefined
+      while (nodes[i] === node && (t = node.pollTransmit()) !== undefined) this.#transmit(i, t.to, t.message)
+    }
     let e: EventOf<N> | undefined
     while (nodes[i] === node && (e = node.pollEvent() as EventOf<N> | undefined) !== undefined)
       this.#observe(i, e)
@@ -1141,8 +1151,7 @@ export class Simulator<N extends SimNode = SimNode> {
     timers.set(i, at, this.#queue.takeSeq())
   }
 
-  #transmit(from: number, t: SimTransmit): void {
-    const message = t.message
+  #transmit(from: number, address: string, message: Message): void {
     const code = typeCode(message.type)
     const m = this.metrics
     m.sent[code]!++
@@ -1152,7 +1161,7 @@ export class Simulator<N extends SimNode = SimNode> {
       m.sentBytes[code]! += frame.length
       obj = frame
     } else m.sentBytes[code]! += messageSize(message)
-    const to = parseSimAddress(t.to)
+    const to = parseSimAddress(address)
     if (to < 0 || to >= this.#count) {
       m.vanished[code]!++
       return
