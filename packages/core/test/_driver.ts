@@ -547,7 +547,9 @@ export class Driver {
   #drain(i: number): void {
     const node = this.nodes[i]!
     if (this.#drainAll) node.drainTransmits((to, message) => this.#send(i, to, message))
-    else for (let t = node.pollTransmit(); t !== undefined; t = node.pollTransmit()) this.#send(i, t.to, t.message)
+    else
+      for (let t = node.pollTransmit(); t !== undefined; t = node.pollTransmit())
+        this.#send(i, t.to, t.message)
     for (let e = node.pollEvent(); e !== undefined; e = node.pollEvent()) this.#record(i, e)
     const d = node.nextDeadline()
     if (d === undefined) {
