@@ -186,8 +186,10 @@ const PURPOSES = [SUSPECT, CHECK, CANDIDATE, LEAF_CANDIDATE, RECOVER] as const
  * A probe in flight lives in its peer's record (`PeerTable.setProbe`): its nonce, when it was sent,
  * and one number packing every purpose it serves (bits 0-6), the purpose that sent it (bits 7-13)
  * and its attempt (bits 14-20; at most `probeRetries`, 100). Its timeout's key names the record's
- * slot and the nonce, `slot × 2^32 + nonce`; `#prunePeers` renames the keys when compaction
- * renumbers the slots. So sending a probe allocates nothing but its message.
+ * slot and the nonce, `slot × 2^32 + nonce`, a safe integer because slots stay below 2^21 (records
+ * are the tables' members, the peers probed, at most `maxProbesInFlight` = 10^6 besides suspects,
+ * and a few spares); `#prunePeers` renames the keys when compaction renumbers the slots. So
+ * sending a probe allocates nothing but its message.
  */
 const PURPOSE_BITS = 0x7f
 const FIRST_SHIFT = 7
