@@ -47,7 +47,7 @@ export const SUSPECTED = 8
 const PROBING = 1 << 30
 /** The owner's flags: the low byte of the flags word. */
 const OWNER_FLAGS = 0xff
-/** Where the probe's information sits in the flags word, and its largest value. */
+/** The lowest bit of the probe's information in the flags word. */
 const INFO_SHIFT = 8
 /** The largest value {@link PeerTable.setProbe} keeps with a probe: 22 bits. */
 export const MAX_PROBE_INFO = (1 << 22) - 1
