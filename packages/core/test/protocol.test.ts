@@ -195,6 +195,43 @@ test(named('lifecycle: close is idempotent, fails what it held, and silences the
   assert.equal(drainEvents(idle), [{ type: 'stateChanged', from: 'idle', to: 'closed' }])
 })
 
+test(
+  named('outputs: drainTransmits hands over what pollTransmit would; a throwing send loses only its message'),
+  () => {
+    // Two identical rings; in each, node 2 leaves and queues a message to every leaf-set member.
+    const queued = (): PastryNode => {
+      const d = new Driver({ seed: seedOf('drain/throw'), n: 6 })
+      d.ring(6)
+      d.runUntilQuiet()
+      const n = d.node(2)
+      n.leave(d.now + 1)
+      return n
+    }
+    const expected: string[] = []
+    const reference = queued()
+    for (let t = reference.pollTransmit(); t !== undefined; t = reference.pollTransmit())
+      expected.push(`${t.to} ${t.message.type}`)
+    assert.ok(expected.length >= 3, `a leave queues a message per leaf-set member, got ${expected.length}`)
+    const n = queued()
+    const got: string[] = []
+    assert.throws(
+      () =>
+        n.drainTransmits((to, message) => {
+          if (got.length === 1) {
+            got.push('thrown')
+            throw new Error('send failed')
+          }
+          got.push(`${to} ${message.type}`)
+        }),
+      /send failed/,
+    )
+    // The rest stay queued, in order, for either way of taking them.
+    n.drainTransmits((to, message) => got.push(`${to} ${message.type}`))
+    assert.equal(got, [expected[0], 'thrown', ...expected.slice(2)])
+    assert.is(n.pollTransmit(), undefined)
+  },
+)
+
 test(named('lifecycle: stateChanged events come in order, for join, leave and a failed join'), () => {
   const d = new Driver({ seed: seedOf('states'), n: 5 })
   d.start(0)

@@ -513,7 +513,8 @@ export class PastryNode implements ProtocolNode {
    * Hands every message waiting to be sent to `send(address, message)`, in the order
    * {@link pollTransmit} would return them, and leaves the outbox empty. The same as calling
    * `pollTransmit` until it returns undefined, without an object per message: for drivers of many
-   * nodes, such as a simulator. Messages that `send` makes this node queue are handed over too.
+   * nodes, such as a simulator. Messages that `send` makes this node queue are handed over too. If
+   * `send` throws, the message it was given has left the outbox and the rest stay queued.
    */
   drainTransmits(send: (address: string, message: Message) => void): void {
     for (;;) {
