@@ -269,6 +269,8 @@ export class PastryNode implements ProtocolNode {
   readonly #transmitMessage: (Message | undefined)[] = []
   #transmitHead = 0
   #transmitTail = 0
+  /** The address of the message `#takeTransmit` last took. */
+  #takenTo: string | undefined = undefined
   readonly #events: (NodeEvent | undefined)[] = []
   #eventHead = 0
   #eventTail = 0
@@ -490,23 +492,8 @@ export class PastryNode implements ProtocolNode {
   // Outputs
 
   pollTransmit(): Transmit | undefined {
-    const first = this.#firstMessage
-    if (first !== undefined) {
-      const to = this.#firstTo!
-      this.#firstMessage = undefined
-      this.#firstTo = undefined
-      return { to, message: first }
-    }
-    if (this.#transmitHead === this.#transmitTail) {
-      this.#resetOutbox()
-      return undefined
-    }
-    const h = this.#transmitHead++
-    const to = this.#transmitTo[h]!
-    const message = this.#transmitMessage[h]!
-    this.#transmitTo[h] = undefined
-    this.#transmitMessage[h] = undefined
-    return { to, message }
+    const message = this.#takeTransmit()
+    return message === undefined ? undefined : { to: this.#takenTo!, message }
   }
 
   /**
@@ -517,26 +504,31 @@ export class PastryNode implements ProtocolNode {
    * `send` throws, the message it was given has left the outbox and the rest stay queued.
    */
   drainTransmits(send: (address: string, message: Message) => void): void {
-    for (;;) {
-      const first = this.#firstMessage
-      if (first !== undefined) {
-        const to = this.#firstTo!
-        this.#firstMessage = undefined
-        this.#firstTo = undefined
-        send(to, first)
-        continue
-      }
-      if (this.#transmitHead === this.#transmitTail) {
-        this.#resetOutbox()
-        return
-      }
-      const h = this.#transmitHead++
-      const to = this.#transmitTo[h]!
-      const message = this.#transmitMessage[h]!
-      this.#transmitTo[h] = undefined
-      this.#transmitMessage[h] = undefined
-      send(to, message)
+    for (let m = this.#takeTransmit(); m !== undefined; m = this.#takeTransmit()) send(this.#takenTo!, m)
+  }
+
+  /**
+   * Takes the next message out of the outbox, its address into `#takenTo`; undefined (and the
+   * outbox reset) when it is empty.
+   */
+  #takeTransmit(): Message | undefined {
+    const first = this.#firstMessage
+    if (first !== undefined) {
+      this.#takenTo = this.#firstTo
+      this.#firstMessage = undefined
+      this.#firstTo = undefined
+      return first
     }
+    if (this.#transmitHead === this.#transmitTail) {
+      this.#resetOutbox()
+      return undefined
+    }
+    const h = this.#transmitHead++
+    const message = this.#transmitMessage[h]
+    this.#takenTo = this.#transmitTo[h]
+    this.#transmitTo[h] = undefined
+    this.#transmitMessage[h] = undefined
+    return message
   }
 
   /** Empties the outbox's arrays once drained. */
