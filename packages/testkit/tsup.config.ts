@@ -1,7 +1,8 @@
 import { defineConfig } from 'tsup'
 
 export default defineConfig({
-  entry: ['src/index.ts'],
+  // The worker that runs a shard of a sharded experiment is loaded by path, so it is an entry.
+  entry: ['src/index.ts', 'src/shard-worker.ts'],
   format: ['esm'],
   target: 'node20',
   platform: 'node',

@@ -7,18 +7,23 @@
 // at most 100 simulated seconds: 1,000,000 lookups are 0.1 ms apart (10,000 a second, 0.1 per node
 // per second at 100,000 nodes). Spacing does not change routes, only the background traffic that
 // the simulation must run meanwhile.
+// PASTRY_SHARDS=2 runs each configuration as two simulator shards in two threads (the same run to
+// the event; see src/shard-experiment.ts), and then one configuration at a time.
 // Run: pnpm bench protocol-overlay                      (10,000 nodes, 100,000 lookups)
 //      node --conditions=source --import tsx packages/testkit/bench/protocol-overlay.bench.ts 100000 1000000
 import { spawn } from 'node:child_process'
 import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
-import { runProtocolExperiment } from '../src/index.js'
+import { runProtocolExperiment, runProtocolExperimentSharded } from '../src/index.js'
 
 const [nodesArg, lookupsArg, pnsArg] = process.argv.slice(2)
 const nodes = Number(nodesArg ?? 10_000)
 const lookups = Number(lookupsArg ?? nodes * 10)
 const seed = process.env.PASTRY_SEED ?? 'bench-protocol'
 const lookupSpacingMs = Math.min(1, 100_000 / Math.max(1, lookups))
+const shards = Number(process.env.PASTRY_SHARDS ?? 1)
+if (shards !== 1 && shards !== 2)
+  throw new Error(`PASTRY_SHARDS must be 1 or 2, got ${process.env.PASTRY_SHARDS}`)
 
 /** Runs one configuration in a child process; resolves to its JSON row. */
 function child(pns: string): Promise<Record<string, string | number>> {
@@ -58,12 +63,14 @@ function child(pns: string): Promise<Record<string, string | number>> {
 }
 
 if (pnsArg === undefined) {
-  const jobs = Number(process.env.PASTRY_BENCH_JOBS ?? Math.min(2, availableParallelism()))
+  // Two shards take both cores: then one configuration at a time.
+  const jobs = shards === 2 ? 1 : Number(process.env.PASTRY_BENCH_JOBS ?? Math.min(2, availableParallelism()))
   const rows =
     jobs >= 2 ? await Promise.all([child('on'), child('off')]) : [await child('on'), await child('off')]
   console.log(
     `seed ${seed}, ${nodes} nodes, ${lookups} lookups ${lookupSpacingMs} ms apart, sphere topology, ` +
-      `${jobs >= 2 ? 'both configurations at once' : 'one configuration at a time'}`,
+      `${jobs >= 2 ? 'both configurations at once' : 'one configuration at a time'}` +
+      `${shards === 2 ? ', each as two shards in two threads' : ''}`,
   )
   console.table(rows)
   const on = rows[0]!
@@ -76,7 +83,7 @@ if (pnsArg === undefined) {
   // Memory once the overlay has settled (when lookups start), after a full collection when the
   // process runs with --expose-gc: heap plus external (typed-array storage), per node.
   let settledBytes = Number.NaN
-  const r = runProtocolExperiment({
+  const options = {
     nodes,
     lookups,
     seed,
@@ -87,15 +94,18 @@ if (pnsArg === undefined) {
       const m = process.memoryUsage()
       settledBytes = m.heapUsed + m.external
     },
-  })
+  }
+  // The shards' heaps are their threads' own: this thread cannot weigh them when they settle.
+  const r = shards === 2 ? await runProtocolExperimentSharded(options) : runProtocolExperiment(options)
   const wallS = (performance.now() - t0) / 1000
   console.log(
     JSON.stringify({
       PNS: pnsArg,
+      shards,
       nodes: r.nodes,
       'wall s': +wallS.toFixed(1),
       'peak RSS MB': Math.round(process.resourceUsage().maxRSS / 1024),
-      'settled KB/node': Math.round(settledBytes / 1024 / nodes),
+      'settled KB/node': Number.isNaN(settledBytes) ? null : Math.round(settledBytes / 1024 / nodes),
       'simulated s': +(r.simulatedMs / 1000).toFixed(1),
       events: r.events,
       'events/s': Math.round(r.events / wallS),

@@ -21,6 +21,7 @@ export {
   runProtocolExperiment,
 } from './protocol-experiment.js'
 export { seedFromEnv } from './seed.js'
+export { runProtocolExperimentSharded } from './shard-experiment.js'
 export * from './sim/index.js'
 export {
   type Distribution,

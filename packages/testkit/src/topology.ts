@@ -13,6 +13,12 @@ export interface Topology {
   readonly size: number
   /** One-way latency in milliseconds between node positions `a` and `b`; 0 when a === b. */
   latencyMs(a: number, b: number): number
+  /**
+   * Where `position` lies against a split of the topology in two halves: the sign names the half
+   * (≥ 0 or < 0), and the magnitude is a lower bound on the latency from it to any position of
+   * the other half. Simulator shards split a run by it (sim/shard/link.ts).
+   */
+  splitMargin?(position: number): number
 }
 
 /** The topologies on offer: `sphere` (the default), `plane` and `uniform`. */
@@ -84,6 +90,11 @@ class SphereTopology implements Topology {
     const dot = p[3 * a]! * p[3 * b]! + p[3 * a + 1]! * p[3 * b + 1]! + p[3 * a + 2]! * p[3 * b + 2]!
     return Math.acos(Math.max(-1, Math.min(1, dot))) * this.#scale
   }
+
+  /** Split at the equator: the arc from the point to it. */
+  splitMargin(position: number): number {
+    return Math.asin(Math.max(-1, Math.min(1, this.#xyz[3 * position + 2]!))) * this.#scale
+  }
 }
 
 /** Points uniformly in a square; latency is Euclidean distance. */
@@ -105,6 +116,11 @@ class PlaneTopology implements Topology {
     const dx = this.#xy[2 * a]! - this.#xy[2 * b]!
     const dy = this.#xy[2 * a + 1]! - this.#xy[2 * b + 1]!
     return Math.sqrt(dx * dx + dy * dy) * this.#side
+  }
+
+  /** Split at x = 1/2: the distance from the point to that line. */
+  splitMargin(position: number): number {
+    return (this.#xy[2 * position]! - 0.5) * this.#side
   }
 }
 
@@ -134,6 +150,11 @@ class UniformTopology implements Topology {
     const lo = Math.min(a, b)
     const hi = Math.max(a, b)
     return this.#min + this.#span * (mix(this.#seed ^ Math.imul(lo, 0x9e3779b1), hi) / 4294967296)
+  }
+
+  /** Split by the parity of the position: every latency is at least the minimum. */
+  splitMargin(position: number): number {
+    return position % 2 === 0 ? this.#min : -this.#min
   }
 }
 

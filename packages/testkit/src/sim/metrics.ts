@@ -118,6 +118,14 @@ export class SimMetrics {
     return nodeSec > 0 ? (this.#classTotal('maintenance') - this.#windowMaintenance) / nodeSec : 0
   }
 
+  /** The two terms of {@link maintenancePerNodePerSec}: messages, and node-ms, since the window began. */
+  windowTotals(now: number): { readonly maintenance: number; readonly nodeMs: number } {
+    return {
+      maintenance: this.#classTotal('maintenance') - this.#windowMaintenance,
+      nodeMs: this.nodeMs(now) - this.#windowNodeMs,
+    }
+  }
+
   /** When the window began. */
   get windowStart(): number {
     return this.#windowStart
@@ -162,6 +170,11 @@ export class SimMetrics {
       max: this.#hopMax,
       histogram,
     }
+  }
+
+  /** The RDP samples so far, in the order recorded (a copy). */
+  rdpSamples(): Float64Array {
+    return this.#rdp.slice(0, this.#rdpCount)
   }
 
   /** RDP statistics over delivered lookups not delivered at their origin. */

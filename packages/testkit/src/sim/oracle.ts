@@ -281,6 +281,28 @@ export class Oracle {
   }
 
   /**
+   * Records a lookup issued at node `from` of another shard, whose msgId this oracle learns only
+   * if the lookup reaches one of its nodes ({@link bind}). Returns the lookup's number.
+   */
+  issueElsewhere(from: number, key: Id, now: number): number {
+    const k = this.issue(from, Number.NaN, key, now)
+    this.#byOrigin[from]!.delete(Number.NaN)
+    return k
+  }
+
+  /** Ties message `msgId` of node `from` to lookup `k` (issued here or elsewhere); a no-op if tied. */
+  bind(k: number, from: number, msgId: number): void {
+    if (!Number.isInteger(k) || k < 0 || k >= this.#n) throw new ConfigError(`no lookup ${k}`)
+    let m = this.#byOrigin[from]
+    if (m === undefined) {
+      m = new Map()
+      this.#byOrigin[from] = m
+    }
+    if (!m.has(msgId)) m.set(msgId, k)
+    if (Number.isNaN(this.#msgId[k]!)) this.#msgId[k] = msgId
+  }
+
+  /**
    * Records that the origin of lookup `k` sent it again, as a new message `msgId` from node `from`:
    * a delivery of either copy is a delivery of lookup `k` (the second one a duplicate). The
    * simulator calls it from `route()` with `retryOf`.

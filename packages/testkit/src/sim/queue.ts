@@ -116,6 +116,35 @@ export class EventQueue {
    * (kind a byte); `aux` is any number; `obj` any value. Throws {@link QueueFullError} at the bound.
    */
   push(time: number, kind: number, node: number, from: number, aux: number, obj: unknown): number {
+    return this.#insert(time, kind, node, from, aux, obj, this.#nextSeq++)
+  }
+
+  /**
+   * Schedules an event with a seq of the caller's (an event handed over from another shard, which
+   * must order the same whenever it was handed over). `seq` must exceed every seq this queue gives
+   * out. Returns `seq`.
+   */
+  pushWithSeq(
+    time: number,
+    kind: number,
+    node: number,
+    from: number,
+    aux: number,
+    obj: unknown,
+    seq: number,
+  ): number {
+    return this.#insert(time, kind, node, from, aux, obj, seq)
+  }
+
+  #insert(
+    time: number,
+    kind: number,
+    node: number,
+    from: number,
+    aux: number,
+    obj: unknown,
+    seq: number,
+  ): number {
     if (this.#size === this.#capacity) this.#grow()
     const slot = this.#freeTop > 0 ? this.#free[--this.#freeTop]! : this.#allocated++
     this.#kind[slot] = kind
@@ -123,9 +152,9 @@ export class EventQueue {
     this.#from[slot] = from
     this.#aux[slot] = aux
     this.#obj[slot] = obj
-    const seq = this.#nextSeq++
-    // Sift up with a hole. The new event has the largest seq, so it rises above a parent only when
-    // strictly earlier.
+    // Sift up with a hole. A seq from `push` is the largest this queue has given out, so the event
+    // rises above a parent only when strictly earlier, or as early as one handed over by
+    // pushWithSeq; a handed-over seq is compared the same way.
     const hTime = this.#hTime
     const hSeq = this.#hSeq
     const hSlot = this.#hSlot
@@ -133,7 +162,7 @@ export class EventQueue {
     while (i > 0) {
       const p = (i - 1) >> 2
       const pt = hTime[p]!
-      if (pt <= time) break
+      if (pt < time || (pt === time && hSeq[p]! < seq)) break
       hTime[i] = pt
       hSeq[i] = hSeq[p]!
       hSlot[i] = hSlot[p]!
@@ -143,6 +172,16 @@ export class EventQueue {
     hSeq[i] = seq
     hSlot[i] = slot
     return seq
+  }
+
+  /** Kind of the earliest pending event; -1 when the queue is empty. */
+  peekKind(): number {
+    return this.#size === 0 ? -1 : this.#kind[this.#hSlot[0]!]!
+  }
+
+  /** Node of the earliest pending event; -1 when the queue is empty. */
+  peekNode(): number {
+    return this.#size === 0 ? -1 : this.#node[this.#hSlot[0]!]!
   }
 
   /** Takes the earliest event into the `top*` fields. Returns false (and changes nothing) when empty. */

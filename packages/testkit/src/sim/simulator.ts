@@ -58,6 +58,18 @@
  *
  * Failures. A node or an observer that throws stops the run: the error is recorded in `failures`
  * and rethrown as a {@link SimulationError} whose message carries the seed, the time and the node.
+ *
+ * Shards. With `shard`, the simulator is one of two that run one simulation in two threads, each
+ * owning the nodes on its side of a split of the topology (shard/link.ts). Both place every node
+ * (the same ids, positions and handles) but make only their own; a message to the other side goes
+ * through the link and comes back as an injected event with a seq above any of the receiver's
+ * own. `runSharded` replaces `runUntil`: it runs an event only once the other shard can no longer
+ * reach its node earlier, so each node sees exactly the inputs, in the order, that one simulator
+ * would give it. Different nodes of a shard may then be run out of time order, so a shard hashes
+ * each node's inputs apart and `traceHash` folds them in index order. Commands with global effects
+ * (those that read membership) wait until the other shard has run everything earlier. The oracle
+ * learns the other shard's membership changes as records, applied by `applyRemoteActivity`, and its
+ * lookups as numbers (`routeElsewhere`), bound to msgIds when a route message crosses over.
  */
 import {
   type CodecOptions,
@@ -78,6 +90,7 @@ import { grown } from './grown.js'
 import { type HopsReport, type MessageReport, SimMetrics } from './metrics.js'
 import { type LookupSummary, Oracle } from './oracle.js'
 import { EventQueue } from './queue.js'
+import type { ShardLink, ShardSink } from './shard/link.js'
 import { messageSize, sizedHandle } from './size.js'
 import { TimerHeap } from './timers.js'
 
@@ -167,6 +180,22 @@ export interface SimulatorOptions<N extends SimNode> {
   readonly maxLookups?: number
   /** Bound on lookups whose path delay is followed at once (default 2^20). */
   readonly maxTrackedFlows?: number
+  /**
+   * Run as one of two shards of a simulation split across threads (see shard/link.ts): this
+   * simulator makes and runs only the nodes it owns, and hands messages for the others to the
+   * link. Loss, duplication, jitter, partitions and churn are not supported in a shard.
+   */
+  readonly shard?: SimShard
+}
+
+/** What a shard's simulator needs to know of the split: see {@link SimulatorOptions.shard}. */
+export interface SimShard {
+  /** This shard's end of the shared memory. */
+  readonly link: ShardLink
+  /** The shard (0 or 1) whose node sits at topology position `position`. */
+  ownerOf(position: number): number
+  /** The least latency, in ms, from `position` to any position of the other shard. */
+  horizonOf(position: number): number
 }
 
 /**
@@ -324,6 +353,10 @@ const H_COMMAND = 20
 const ST_ALIVE = 1
 const ST_CRASHED = 2
 const ST_CLOSED = 3
+/** A node that lives in the other shard (see SimulatorOptions.shard). */
+const ST_REMOTE = 4
+/** Seqs of events handed over by the other shard start here, above any seq of this shard's own. */
+const INJECTED_SEQ_BASE = 2 ** 52
 
 const ROUTE_CODE = typeCode('route')
 const EMPTY = new Uint8Array(0)
@@ -453,6 +486,28 @@ export class Simulator<N extends SimNode = SimNode> {
   readonly #failures: SimulationError[] = []
   // Flows, events, churn.
   readonly #flows = new Map<number, Flow>()
+  // Sharding (all unused without a shard).
+  readonly #shard: SimShard | undefined
+  #remote = new Uint8Array(0)
+  #nodeHash = new Int32Array(0)
+  #horizon = new Float64Array(0)
+  #injected = 0
+  /** Remote activity not yet applied to the oracle: (time, node, active) triples in arrival order. */
+  readonly #pendingActive: number[] = []
+  /** Per lookup, 1 once delivered at either shard (for `runSharded`'s `untilDelivered`). */
+  #deliveredFlag = new Uint8Array(0)
+  #deliveredUnique = 0
+  /** Lookup numbers of route messages handed over by the other shard, by msgId, until they arrive. */
+  readonly #unbound = new Map<number, number>()
+  #lastActivity = Number.NEGATIVE_INFINITY
+  readonly #sink: ShardSink = {
+    injectMessage: (time, to, from, code, aux, lookup, message) =>
+      this.#inject(time, to, from, code, aux, lookup, message),
+    remoteActive: (time, node, active) => {
+      this.#pendingActive.push(time, node, active ? 1 : 0)
+    },
+    remoteDelivered: (_time, lookup) => this.#markDelivered(lookup),
+  }
   /** The node whose outbox `#sendOut` is draining. */
   #drainFrom = -1
   /** `#transmit` for the node being drained, made once: the callback a node's `drainTransmits` takes. */
@@ -505,6 +560,7 @@ export class Simulator<N extends SimNode = SimNode> {
       (i) => this.#ids[i]!,
       options.maxLookups === undefined ? {} : { maxLookups: options.maxLookups },
     )
+    this.#shard = options.shard
     this.#setNetwork(options.network ?? {})
     this.#grow(64)
   }
@@ -560,6 +616,12 @@ export class Simulator<N extends SimNode = SimNode> {
   }
 
   /** The index named by a `sim:<index>` address, or undefined. */
+  /** The handle of node `index`, as the simulator made it (every message names nodes by these). */
+  handleOf(index: number): SimHandle {
+    this.#checkIndex(index)
+    return this.#handles[index]!
+  }
+
   indexOfAddress(address: string): number | undefined {
     const i = parseSimAddress(address)
     return i >= 0 && i < this.#count ? i : undefined
@@ -593,7 +655,11 @@ export class Simulator<N extends SimNode = SimNode> {
    * two runs from one seed; any divergence changes it.
    */
   traceHash(): string {
-    return (this.#hash >>> 0).toString(16).padStart(8, '0')
+    let h = this.#hash
+    // A shard's: the order-free part, then each of its own nodes' hashes in index order.
+    if (this.#shard !== undefined)
+      for (let i = 0; i < this.#count; i++) if (this.#remote[i] === 0) h = mix(h, this.#nodeHash[i]!)
+    return (h >>> 0).toString(16).padStart(8, '0')
   }
 
   // -------------------------------------------------------------------------------------------
@@ -653,6 +719,11 @@ export class Simulator<N extends SimNode = SimNode> {
     this.#addresses[i] = address
     this.#handles[i] = sizedHandle(id, address)
     this.#position[i] = position
+    const shard = this.#shard
+    if (shard !== undefined) {
+      this.#remote[i] = shard.ownerOf(position) === shard.link.self ? 0 : 1
+      this.#horizon[i] = shard.horizonOf(position)
+    }
     this.#idIndex.set(id.toHex(), i)
     this.#trace(H_ADD, i, position, 0)
     return i
@@ -886,10 +957,14 @@ export class Simulator<N extends SimNode = SimNode> {
     this.#inSession.fill(0)
   }
 
-  /** Runs `action` at virtual time `time` (≥ now), after the events already queued for that time. */
-  at(time: number, action: (sim: this) => void): void {
+  /**
+   * Runs `action` at virtual time `time` (≥ now), after the events already queued for that time.
+   * `node` names the one node the action acts on, if it acts on one: a shard's `runSharded` with
+   * `freeCommands` then runs it as it would an event of that node.
+   */
+  at(time: number, action: (sim: this) => void, node = -1): void {
     if (!(time >= this.#now)) throw new ConfigError(`cannot schedule at ${time}, before now (${this.#now})`)
-    this.#queue.push(time, K_COMMAND, -1, -1, 0, action)
+    this.#queue.push(time, K_COMMAND, node, -1, 0, action)
   }
 
   // -------------------------------------------------------------------------------------------
@@ -995,6 +1070,178 @@ export class Simulator<N extends SimNode = SimNode> {
   }
 
   // -------------------------------------------------------------------------------------------
+  // Shards
+
+  /**
+   * Records lookup number `lookupCount` as issued at node `from` of the other shard, which routes
+   * it: both shards then number lookups alike, and this one judges the deliveries it sees.
+   */
+  routeElsewhere(from: number, key: Id): number {
+    if (this.#shard === undefined || this.#remote[from] !== 1)
+      throw new ConfigError(`node ${from} is not a node of the other shard`)
+    return this.oracle.issueElsewhere(from, key, this.#now)
+  }
+
+  /** Applies the other shard's changes of membership made before `before` to the oracle. */
+  applyRemoteActivity(before: number = Number.POSITIVE_INFINITY): void {
+    const p = this.#pendingActive
+    let kept = 0
+    for (let k = 0; k < p.length; k += 3) {
+      if (p[k]! < before) {
+        if (p[k]! > this.#lastActivity) this.#lastActivity = p[k]!
+        if (p[k + 2] === 1) this.oracle.add(p[k + 1]!)
+        else this.oracle.remove(p[k + 1]!)
+      } else {
+        p[kept++] = p[k]!
+        p[kept++] = p[k + 1]!
+        p[kept++] = p[k + 2]!
+      }
+    }
+    p.length = kept
+  }
+
+  /** The latest time at which a node became active or stopped being, in either shard as applied here. */
+  get lastActivity(): number {
+    return this.#lastActivity
+  }
+
+  /** Lookups delivered at either shard so far, as far as this shard has heard. */
+  get deliveredLookups(): number {
+    return this.#deliveredUnique
+  }
+
+  /** True when node `index` lives in the other shard. */
+  isRemote(index: number): boolean {
+    return this.#remote[index] === 1
+  }
+
+  /**
+   * Runs this shard's events up to `limit` (inclusive) in step with the other shard: an event runs
+   * only once nothing the other shard may still do can reach its node earlier (shard/link.ts).
+   * With `lockstep`, every event also waits until the other shard has run everything earlier, and
+   * commands always do: use it while a predicate over both shards' state decides when to stop.
+   * Returns true when `until` held after an event (checked also after reading the other shard's
+   * records), false when the run reached `limit` with the other shard past it too.
+   */
+  runSharded(
+    limit: number,
+    options: {
+      readonly lockstep?: boolean
+      /** Commands run without waiting for the other shard (they must read nothing it changes). */
+      readonly freeCommands?: boolean
+      readonly until?: (sim: Simulator<N>) => boolean
+    } = {},
+  ): boolean {
+    const shard = this.#shard
+    if (shard === undefined) throw new ConfigError('runSharded needs a simulator made with a shard')
+    if (this.#running)
+      throw new ConfigError('the simulator is already running: call run* only from outside it')
+    this.#running = true
+    const link = shard.link
+    const q = this.#queue
+    const timers = this.#timers
+    const horizon = this.#horizon
+    const lockstep = options.lockstep === true
+    const freeCommands = options.freeCommands === true
+    const until = options.until
+    if (until?.(this)) return true
+    const sink = this.#sink
+    try {
+      for (;;) {
+        if (link.drain(sink) > 0 && until?.(this)) return true
+        const qt = q.peekTime()
+        const tt = timers.peekTime()
+        const wake =
+          tt < qt || (tt === qt && tt !== Number.POSITIVE_INFINITY && timers.peekSeq() < q.peekSeq())
+        const t = wake ? tt : qt
+        // Tell the other shard where this one stands (its bound on what this one may still do). Never
+        // past `limit`: whoever runs this shard next may schedule commands from `limit` on.
+        link.publish(t < limit ? t : limit)
+        const atNode = wake || q.peekKind() >= K_MESSAGE_BASE
+        // How far past the bound the event may lie: a node's horizon, none in lockstep or for a
+        // command that waits for the other shard; a free command for a node of the other shard
+        // touches no node here at all (`command`).
+        const subject = atNode ? (wake ? timers.peekNode() : q.peekNode()) : freeCommands ? q.peekNode() : -1
+        const command = !atNode && subject >= 0 && this.#remote[subject] === 1
+        const slack = subject >= 0 && !lockstep ? horizon[subject]! : 0
+        // The bound read last still holds (lowered by every message sent since); read a new one
+        // only when it does not let the event run.
+        if (t > limit || !(command || t < link.bound + slack || (slack === 0 && t <= link.bound))) {
+          const bound = link.lowerBound()
+          // What the other shard sent before the clock just read must be queued before anything runs.
+          if (link.drain(sink) > 0) {
+            if (until?.(this)) return true
+            continue
+          }
+          if (t > limit || !(command || t < bound + slack || (slack === 0 && t <= bound))) {
+            // Done when nothing is left here up to `limit`, and the other shard has nothing left
+            // before it (its clock stops at `limit`) nor anything of ours still to read.
+            if (t > limit && bound >= limit) {
+              this.#advance(limit)
+              return false
+            }
+            link.pause()
+            continue
+          }
+        }
+        link.resume()
+        // Both shards run every command; count each once, at shard 0.
+        if (wake || link.self === 0 || q.peekKind() >= K_MESSAGE_BASE) this.#events++
+        this.#runHead(wake, tt)
+        if (until?.(this)) {
+          link.setClock(this.#now)
+          return true
+        }
+      }
+    } finally {
+      this.#running = false
+    }
+  }
+
+  #inject(
+    time: number,
+    to: number,
+    from: number,
+    code: number,
+    aux: number,
+    lookup: number,
+    message: Message,
+  ): void {
+    if (lookup >= 0 && message.type === 'route') {
+      const origin = parseSimAddress(message.origin.address)
+      // Bound when it arrives: by then this shard has numbered the lookup (its command is earlier).
+      this.#unbound.set(message.msgId, lookup)
+      if (this.#maxFlows > 0 && !this.#flows.has(message.msgId))
+        this.#trackFlow(message.msgId, {
+          lookup,
+          origin,
+          originAddress: message.origin.address,
+          key: message.key,
+          msgIds: [message.msgId],
+          at: [],
+          delay: [],
+        })
+    }
+    this.#queue.pushWithSeq(
+      time,
+      K_MESSAGE_BASE + code,
+      to,
+      from,
+      aux,
+      message,
+      INJECTED_SEQ_BASE + this.#injected++,
+    )
+  }
+
+  #markDelivered(k: number): void {
+    if (k >= this.#deliveredFlag.length)
+      this.#deliveredFlag = grown(this.#deliveredFlag, Math.max(k + 1, this.#deliveredFlag.length * 2, 64))
+    if (this.#deliveredFlag[k] === 1) return
+    this.#deliveredFlag[k] = 1
+    this.#deliveredUnique++
+  }
+
+  // -------------------------------------------------------------------------------------------
   // The loop
 
   #run(limit: number, predicate: ((sim: this) => boolean) | undefined): boolean {
@@ -1012,38 +1259,45 @@ export class Simulator<N extends SimNode = SimNode> {
           tt < qt || (tt === qt && tt !== Number.POSITIVE_INFINITY && timers.peekSeq() < q.peekSeq())
         if ((wake ? tt : qt) > limit || (!wake && q.size === 0)) break
         this.#events++
-        if (wake) {
-          const i = timers.peekNode()
-          timers.pop()
-          this.#now = tt
-          try {
-            this.#fire(i)
-          } catch (e) {
-            throw this.#failure(e)
-          }
-        } else {
-          q.pop()
-          this.#now = q.topTime
-          try {
-            this.#dispatch(q)
-          } catch (e) {
-            throw this.#failure(e)
-          }
-        }
-        if (this.#onProgress !== undefined && this.#events % this.#progressEvery === 0) {
-          this.#onProgress({
-            now: this.#now,
-            events: this.#events,
-            pending: q.size + timers.size,
-            alive: this.#alive,
-            live: this.oracle.liveCount,
-          })
-        }
+        this.#runHead(wake, tt)
         if (predicate?.(this)) return true
       }
       return false
     } finally {
       this.#running = false
+    }
+  }
+
+  /** Runs the earliest event: the timer heap's head at `tt` when `wake`, else the queue's. */
+  #runHead(wake: boolean, tt: number): void {
+    const q = this.#queue
+    const timers = this.#timers
+    if (wake) {
+      const i = timers.peekNode()
+      timers.pop()
+      this.#now = tt
+      try {
+        this.#fire(i)
+      } catch (e) {
+        throw this.#failure(e)
+      }
+    } else {
+      q.pop()
+      this.#now = q.topTime
+      try {
+        this.#dispatch(q)
+      } catch (e) {
+        throw this.#failure(e)
+      }
+    }
+    if (this.#onProgress !== undefined && this.#events % this.#progressEvery === 0) {
+      this.#onProgress({
+        now: this.#now,
+        events: this.#events,
+        pending: q.size + timers.size,
+        alive: this.#alive,
+        live: this.oracle.liveCount,
+      })
     }
   }
 
@@ -1086,6 +1340,13 @@ export class Simulator<N extends SimNode = SimNode> {
     } else message = obj as Message
     m.arrived[code]!++
     this.#trace(K_MESSAGE_BASE, to, from, code)
+    if (this.#unbound.size > 0 && message.type === 'route') {
+      const lookup = this.#unbound.get(message.msgId)
+      if (lookup !== undefined) {
+        this.#unbound.delete(message.msgId)
+        this.oracle.bind(lookup, parseSimAddress(message.origin.address), message.msgId)
+      }
+    }
     if (!Number.isNaN(pathDelay)) this.#flowArrive(to, message, pathDelay)
     node.handleMessage(this.#now, message)
     this.#afterInput(to, node)
@@ -1138,6 +1399,10 @@ export class Simulator<N extends SimNode = SimNode> {
     this.#active[i] = active
     if (active === 1) this.oracle.add(i)
     else this.oracle.remove(i)
+    if (this.#shard !== undefined) {
+      if (this.#now > this.#lastActivity) this.#lastActivity = this.#now
+      this.#shard.link.sendActive(this.#now, i, active === 1, this.#sink)
+    }
   }
 
   #arm(i: number, deadline: number | undefined): void {
@@ -1177,6 +1442,20 @@ export class Simulator<N extends SimNode = SimNode> {
     }
     const link = this.topology.latencyMs(this.#position[from]!, this.#position[to]!)
     const base = code === ROUTE_CODE && this.#flows.size > 0 ? this.#flowBase(from, message) : Number.NaN
+    if (this.#remote[to] === 1) {
+      const lookup = code === ROUTE_CODE ? (this.#flowOf(message)?.lookup ?? -1) : -1
+      this.#shard!.link.sendMessage(
+        this.#now + link,
+        to,
+        from,
+        code,
+        base + link,
+        lookup,
+        message,
+        this.#sink,
+      )
+      return
+    }
     const jitter = this.#jitterMs
     const q = this.#queue
     let d = jitter > 0 ? link + net.float() * jitter : link
@@ -1222,6 +1501,10 @@ export class Simulator<N extends SimNode = SimNode> {
     if (origin >= this.#count) origin = -1
     const k = this.oracle.recordDelivery(i, this.#active[i] === 1, origin, e.msgId, e.key, this.#now, e.hops)
     if (k < 0) return
+    if (this.#shard !== undefined) {
+      this.#markDelivered(k)
+      this.#shard.link.sendDelivered(this.#now, k, this.#sink)
+    }
     this.metrics.recordHops(e.hops)
     const flow = this.#flows.get(e.msgId)
     if (flow === undefined || flow.lookup !== k) return
@@ -1276,6 +1559,10 @@ export class Simulator<N extends SimNode = SimNode> {
   // Node lifecycle
 
   #spawn(i: number): void {
+    if (this.#remote[i] === 1) {
+      this.#status[i] = ST_REMOTE
+      return
+    }
     const id = this.#ids[i]!
     const address = this.#addresses[i]!
     const ctx: NodeContext = {
@@ -1399,6 +1686,8 @@ export class Simulator<N extends SimNode = SimNode> {
     const jitterMs = options.jitterMs ?? 0
     if (!(jitterMs >= 0 && Number.isFinite(jitterMs)))
       throw new ConfigError(`jitterMs must be ≥ 0, got ${options.jitterMs}`)
+    if (this.#shard !== undefined && (loss > 0 || duplicate > 0 || jitterMs > 0))
+      throw new ConfigError('a shard supports no loss, duplication or jitter')
     this.#loss = loss
     this.#duplicate = duplicate
     this.#jitterMs = jitterMs
@@ -1436,14 +1725,18 @@ export class Simulator<N extends SimNode = SimNode> {
   /** FNV-1a over (time, kind, node, from, code), byte by byte. */
   #trace(kind: number, node: number, from: number, code: number): void {
     F64[0] = this.#now
-    let h = this.#hash
+    // A shard keeps one hash per node: each node's inputs come in a fixed order, but how a
+    // shard interleaves different nodes depends on how the two threads happen to meet.
+    const perNode = this.#shard !== undefined && node >= 0 && node < this.#count
+    let h = perNode ? this.#nodeHash[node]! : this.#hash
     h = mix(h, U32[LO]!)
     h = mix(h, U32[HI]!)
     h = mix(h, kind)
     h = mix(h, node)
     h = mix(h, from)
     h = mix(h, code)
-    this.#hash = h
+    if (perNode) this.#nodeHash[node] = h
+    else this.#hash = h
   }
 
   #grow(cap: number): void {
@@ -1454,6 +1747,12 @@ export class Simulator<N extends SimNode = SimNode> {
     this.#retireOnDown = grown(this.#retireOnDown, cap)
     this.#retired = grown(this.#retired, cap)
     this.#inSession = grown(this.#inSession, cap)
+    // Read for every message (0 without a shard), so always as long as the node arrays.
+    this.#remote = grown(this.#remote, cap)
+    if (this.#shard !== undefined) {
+      this.#horizon = grown(this.#horizon, cap)
+      this.#nodeHash = grown(this.#nodeHash, cap)
+    }
     this.#cap = cap
   }
 }
