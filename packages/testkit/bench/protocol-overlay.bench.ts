@@ -83,20 +83,19 @@ if (pnsArg === undefined) {
   // Memory once the overlay has settled (when lookups start), after a full collection when the
   // process runs with --expose-gc: heap plus external (typed-array storage), per node.
   let settledBytes = Number.NaN
-  const options = {
-    nodes,
-    lookups,
-    seed,
-    pns: pnsArg === 'on',
-    lookupSpacingMs,
-    onNodes: () => {
-      ;(globalThis as { gc?: () => void }).gc?.()
-      const m = process.memoryUsage()
-      settledBytes = m.heapUsed + m.external
-    },
-  }
+  const options = { nodes, lookups, seed, pns: pnsArg === 'on', lookupSpacingMs }
   // The shards' heaps are their threads' own: this thread cannot weigh them when they settle.
-  const r = shards === 2 ? await runProtocolExperimentSharded(options) : runProtocolExperiment(options)
+  const r =
+    shards === 2
+      ? await runProtocolExperimentSharded(options)
+      : runProtocolExperiment({
+          ...options,
+          onNodes: () => {
+            ;(globalThis as { gc?: () => void }).gc?.()
+            const m = process.memoryUsage()
+            settledBytes = m.heapUsed + m.external
+          },
+        })
   const wallS = (performance.now() - t0) / 1000
   console.log(
     JSON.stringify({

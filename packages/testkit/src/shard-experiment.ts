@@ -266,7 +266,10 @@ export function runShard(
 export async function runProtocolExperimentSharded(
   options: ProtocolExperimentOptions,
 ): Promise<ProtocolExperimentReport> {
-  const { onProgress: _p, onNodes: _n, onLookup: _l, ...plain } = options
+  const { onProgress: _p, onNodes, onLookup, ...plain } = options
+  // The shards' nodes and lookups live in their threads; progress is not reported either.
+  if (onNodes !== undefined || onLookup !== undefined)
+    throw new ConfigError('a sharded run does not call onNodes or onLookup')
   checkOptions(plain)
   const buffer = new SharedArrayBuffer(linkBytes(RING_WORDS))
   const here = import.meta.url
@@ -291,9 +294,8 @@ export async function runProtocolExperimentSharded(
             for (const other of workers) void other.terminate()
             reject(e)
           })
-          w.once('exit', (code) => {
-            if (code !== 0) reject(new Error(`shard ${self} exited with code ${code}`))
-          })
+          // After its report this changes nothing; before it, the shard is gone without one.
+          w.once('exit', (code) => reject(new Error(`shard ${self} exited (code ${code}) without a report`)))
         }),
     ),
   )

@@ -244,6 +244,8 @@ test('a sharded run refuses what it cannot split', async () => {
     { churnSessionMin: 30, churnDurationMin: 10 },
     { lookupRetry: { timeoutMs: 1000, attempts: 2 } },
     { encode: true },
+    { onLookup: () => {} },
+    { onNodes: () => {} },
   ]) {
     let error: unknown
     try {

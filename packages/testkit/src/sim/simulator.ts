@@ -1144,9 +1144,9 @@ export class Simulator<N extends SimNode = SimNode> {
     const lockstep = options.lockstep === true
     const freeCommands = options.freeCommands === true
     const until = options.until
-    if (until?.(this)) return true
     const sink = this.#sink
     try {
+      if (until?.(this)) return true
       for (;;) {
         if (link.drain(sink) > 0 && until?.(this)) return true
         const qt = q.peekTime()
@@ -1188,10 +1188,8 @@ export class Simulator<N extends SimNode = SimNode> {
         // Both shards run every command; count each once, at shard 0.
         if (wake || link.self === 0 || q.peekKind() >= K_MESSAGE_BASE) this.#events++
         this.#runHead(wake, tt)
-        if (until?.(this)) {
-          link.setClock(this.#now)
-          return true
-        }
+        // The clock published above stays true: nothing new here is earlier than the event run.
+        if (until?.(this)) return true
       }
     } finally {
       this.#running = false

@@ -113,6 +113,7 @@ export class ShardLink {
 
   /** Publishes this shard's clock: no event of its own will come before `head`. */
   publish(head: number): void {
+    this.#drainedMin = Number.POSITIVE_INFINITY
     if (head === this.#published && this.#read === this.#publishedRead) return
     this.#published = head
     this.#publishedRead = this.#read
@@ -242,6 +243,7 @@ export class ShardLink {
       const r = ring.lastRecord
       const kind = r[0]!
       if (kind === REC_MESSAGE) {
+        if (r[1]! < this.#drainedMin) this.#drainedMin = r[1]!
         const message = readMessage(r, 7, this.#names)
         if (readEnd() !== n) throw new Error(`a message record of ${n} words read as ${readEnd()}`)
         sink.injectMessage(r[1]!, r[2]!, r[3]!, r[4]!, r[5]!, r[6]!, message)
@@ -285,21 +287,22 @@ export class ShardLink {
     while (!this.#out.tryWrite(w.words, w.length)) {
       // Full: read our own inbox meanwhile, so that a shard writing to us is never stuck either.
       this.drain(sink)
-      this.publishRead()
+      this.#publishRead()
     }
     this.#sent = (this.#sent + 1) | 0
   }
 
-  #lastHead = 0
+  /** Arrivals of the messages read since the clock was last published: the least of them. */
+  #drainedMin = Number.POSITIVE_INFINITY
 
-  /** Publishes the records read without moving the clock (used while waiting for room). */
-  publishRead(): void {
-    this.publish(this.#lastHead)
-  }
-
-  /** Remembers `head` as the clock and publishes it. */
-  setClock(head: number): void {
-    this.#lastHead = head
-    this.publish(head)
+  /**
+   * Publishes the records read while waiting for room to write: the clock cannot move later, and
+   * moves earlier to the earliest message read meanwhile, which the shard has not yet looked at.
+   */
+  #publishRead(): void {
+    const min = this.#drainedMin
+    const head = Number.isNaN(this.#published) ? Number.NEGATIVE_INFINITY : this.#published
+    this.publish(min < head ? min : head)
+    this.#drainedMin = min
   }
 }
