@@ -180,17 +180,7 @@ export function runProtocolExperiment(options: ProtocolExperimentOptions): Proto
   if (churn !== undefined && !(churn.sessionMs > 0 && churn.durationMs > 0)) {
     throw new ConfigError('churn needs a positive session mean and a positive duration')
   }
-  const topologyKind = options.topology ?? 'sphere'
-  const pns = options.pns ?? true
-  const config: Partial<ProtocolConfig> = {
-    ...(options.b === undefined ? {} : { b: options.b as ProtocolConfig['b'] }),
-    ...(options.leafSetSize === undefined ? {} : { leafSetSize: options.leafSetSize }),
-    pns,
-    ...options.config,
-  }
-  const tls = config.leafSetHeartbeatMs ?? 30_000
-  // Resolved once and shared by every node (a resolved configuration passes through unchanged).
-  const nodeConfig = resolveConfig(config)
+  const { topologyKind, pns, config, tls, nodeConfig } = experimentConfig(options)
   const rng = createRng(options.seed).derive('experiment')
   // Room in the topology for churn arrivals: about n · duration / session of them.
   const arrivals = churn === undefined ? 0 : Math.ceil((2 * n * churn.durationMs) / churn.sessionMs) + 64
@@ -412,6 +402,35 @@ export function runProtocolExperiment(options: ProtocolExperimentOptions): Proto
     traceHash: report.traceHash,
     notActiveAfterJoin,
     leafSetMismatches,
+  }
+}
+
+/**
+ * The experiment's protocol settings from its options: the topology kind, PNS, the settings as
+ * given, the heartbeat period Tls, and the configuration every node shares, resolved once (a resolved configuration
+ * passes through `resolveConfig` unchanged).
+ */
+export function experimentConfig(options: ProtocolExperimentOptions): {
+  readonly topologyKind: TopologyKind
+  readonly pns: boolean
+  /** The settings as the options give them, before defaults. */
+  readonly config: Partial<ProtocolConfig>
+  readonly tls: number
+  readonly nodeConfig: ProtocolConfig
+} {
+  const pns = options.pns ?? true
+  const config: Partial<ProtocolConfig> = {
+    ...(options.b === undefined ? {} : { b: options.b as ProtocolConfig['b'] }),
+    ...(options.leafSetSize === undefined ? {} : { leafSetSize: options.leafSetSize }),
+    pns,
+    ...options.config,
+  }
+  return {
+    topologyKind: options.topology ?? 'sphere',
+    pns,
+    config,
+    tls: config.leafSetHeartbeatMs ?? 30_000,
+    nodeConfig: resolveConfig(config),
   }
 }
 

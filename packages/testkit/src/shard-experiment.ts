@@ -28,11 +28,13 @@ import {
   MESSAGE_TYPES,
   MESSAGES,
   PastryNode,
-  type ProtocolConfig,
   randomId,
-  resolveConfig,
 } from '@pastry/core'
-import type { ProtocolExperimentOptions, ProtocolExperimentReport } from './protocol-experiment.js'
+import {
+  experimentConfig,
+  type ProtocolExperimentOptions,
+  type ProtocolExperimentReport,
+} from './protocol-experiment.js'
 import { linkBytes, ShardLink } from './sim/shard/link.js'
 import { Simulator } from './sim/simulator.js'
 import { createTopology } from './topology.js'
@@ -98,16 +100,7 @@ export function runShard(
   checkOptions(options)
   const n = options.nodes
   const lookups = options.lookups
-  const topologyKind = options.topology ?? 'sphere'
-  const pns = options.pns ?? true
-  const config: Partial<ProtocolConfig> = {
-    ...(options.b === undefined ? {} : { b: options.b as ProtocolConfig['b'] }),
-    ...(options.leafSetSize === undefined ? {} : { leafSetSize: options.leafSetSize }),
-    pns,
-    ...options.config,
-  }
-  const tls = config.leafSetHeartbeatMs ?? 30_000
-  const nodeConfig = resolveConfig(config)
+  const { topologyKind, tls, nodeConfig } = experimentConfig(options)
   const rng = createRng(options.seed).derive('experiment')
   const topology = createTopology(topologyKind, n, createRng(options.seed).derive('topology'))
   const margin = (p: number) => topology.splitMargin!(p)
