@@ -31,7 +31,7 @@ import {
 } from '@pastry/core'
 import type { EventOf } from './sim/contract.js'
 import { trafficClass } from './sim/metrics.js'
-import type { SimReport } from './sim/simulator.js'
+import type { NodeContext, SimReport, TableStats } from './sim/simulator.js'
 import { Simulator } from './sim/simulator.js'
 import type { Distribution } from './static-experiment.js'
 import type { TopologyKind } from './topology.js'
@@ -205,15 +205,7 @@ export function runProtocolExperiment(options: ProtocolExperimentOptions): Proto
     topology: { kind: topologyKind, size: n + arrivals },
     network: { loss },
     encode: options.encode ?? false,
-    createNode: (ctx) =>
-      new PastryNode({
-        id: ctx.id,
-        address: ctx.address,
-        handle: ctx.handle,
-        rng: ctx.rng,
-        config: nodeConfig,
-      }),
-    tableStats: (node) => ({ leafSet: node.leafSet.size, routingTable: node.routingTable.size }),
+    ...experimentNodes(nodeConfig),
     ...(retry !== undefined && {
       onEvent: (i: number, e: EventOf<PastryNode>, now: number) => {
         if (e.type === 'deliver' && e.app === LOOKUP_APP && e.payload.length === 4) {
@@ -431,6 +423,24 @@ export function experimentConfig(options: ProtocolExperimentOptions): {
     config,
     tls: config.leafSetHeartbeatMs ?? 30_000,
     nodeConfig: resolveConfig(config),
+  }
+}
+
+/** How the experiment makes its nodes, all sharing `nodeConfig`, and reads their table sizes. */
+export function experimentNodes(nodeConfig: ProtocolConfig): {
+  readonly createNode: (ctx: NodeContext) => PastryNode
+  readonly tableStats: (node: PastryNode) => TableStats
+} {
+  return {
+    createNode: (ctx) =>
+      new PastryNode({
+        id: ctx.id,
+        address: ctx.address,
+        handle: ctx.handle,
+        rng: ctx.rng,
+        config: nodeConfig,
+      }),
+    tableStats: (node) => ({ leafSet: node.leafSet.size, routingTable: node.routingTable.size }),
   }
 }
 

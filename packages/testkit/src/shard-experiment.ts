@@ -27,11 +27,12 @@ import {
   MESSAGE_TYPE_SLOTS,
   MESSAGE_TYPES,
   MESSAGES,
-  PastryNode,
+  type PastryNode,
   randomId,
 } from '@pastry/core'
 import {
   experimentConfig,
+  experimentNodes,
   type ProtocolExperimentOptions,
   type ProtocolExperimentReport,
 } from './protocol-experiment.js'
@@ -72,9 +73,6 @@ export interface ShardResult {
   readonly leafSetSum: number
   readonly routingTableSum: number
   readonly owned: number
-  /** Wall-clock ms the shard waited for the other, and how many times. */
-  readonly waitMs: number
-  readonly blocked: number
 }
 
 const RING_WORDS = 1 << 22
@@ -118,15 +116,7 @@ export function runShard(
   sim = new Simulator<PastryNode>({
     seed: options.seed,
     topology,
-    createNode: (ctx) =>
-      new PastryNode({
-        id: ctx.id,
-        address: ctx.address,
-        handle: ctx.handle,
-        rng: ctx.rng,
-        config: nodeConfig,
-      }),
-    tableStats: (node) => ({ leafSet: node.leafSet.size, routingTable: node.routingTable.size }),
+    ...experimentNodes(nodeConfig),
     shard: {
       link,
       ownerOf: (p) => {
@@ -246,8 +236,6 @@ export function runShard(
     leafSetSum,
     routingTableSum,
     owned,
-    waitMs: link.waitMs,
-    blocked: link.blocked,
   }
 }
 

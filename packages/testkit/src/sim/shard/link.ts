@@ -130,7 +130,6 @@ export class ShardLink {
 
   /** Called when the next event may not run yet: spins a while, then sleeps until the clock moves. */
   pause(): void {
-    if (this.#waits === 0) this.#waitStart = performance.now()
     if (++this.#waits < SPINS) return
     const c = this.#theirs
     const seq = Atomics.load(c, SEQ)
@@ -141,18 +140,8 @@ export class ShardLink {
 
   /** Called when an event runs: the next wait starts by spinning again. */
   resume(): void {
-    if (this.#waits > 0) {
-      this.waitMs += performance.now() - this.#waitStart
-      this.blocked++
-    }
     this.#waits = 0
   }
-
-  #waitStart = 0
-  /** Wall-clock ms this shard has spent unable to run its next event. */
-  waitMs = 0
-  /** Times this shard had to wait for the other before its next event. */
-  blocked = 0
 
   /**
    * No event that the other shard runs from now on, and no message of this shard it has yet to
